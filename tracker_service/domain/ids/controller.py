@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, Request, get, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from tracker_service.domain.ids.schemas import (
+    AllocateIn,
+    CounterIn,
+    CounterList,
+    CounterOut,
+    NextIdOut,
+    ReleaseIn,
+    ReservationOut,
+    ReservationPage,
+    ReserveIn,
+)
+from tracker_service.domain.ids.service import IdRegistry
+from tracker_service.web.deps import one_of, page_limit, provide_ids
+
+RESERVATION_STATUSES = ("active", "lapsed", "committed", "released")
+
+
+class IdController(Controller):
+    path = "/ids"
+    tags = ["ids"]
+    dependencies = {"id_registry": Provide(provide_ids, sync_to_thread=False)}
+
+    @get("/next")
+    async def peek_next_id(
+        self, id_registry: IdRegistry, type: str | None = None, project: str | None = None, project_id: str | None = None
+    ) -> NextIdOut:
+        """The ID the next allocation would return; allocates nothing."""
+        scope = AllocateIn.model_validate({"type": type, "project_id": project or project_id})
+        return await id_registry.peek(scope.project_id, scope.type)
+
+    @post("/next")
+    async def allocate_id(self, id_registry: IdRegistry, data: AllocateIn) -> NextIdOut:
+        """Allocate the next ID atomically: no two callers ever get the same one."""
+        return await id_registry.allocate(data.project_id, data.type)
+
+    @post("/reserve")
+    async def reserve_ids(self, request: Request, id_registry: IdRegistry, data: ReserveIn) -> ReservationOut:
+        """Reserve `count` contiguous IDs, never handed to anyone else."""
+        ttl = data.ttl_seconds or request.app.state.settings.default_reservation_ttl_seconds
+        return await id_registry.reserve(data.project_id, data.type, data.count, ttl)
+
+    @get("/reservations")
+    async def list_reservations(
+        self, request: Request, id_registry: IdRegistry, project: str | None = None, type: str | None = None,
+        status: str | None = None, limit: Annotated[int, Parameter(ge=1)] = 50,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> ReservationPage:
+        """Reservations, newest first; status=lapsed lists active ones past their expiry."""
+        statuses = one_of("status", status, RESERVATION_STATUSES)
+        return await id_registry.list_reservations(project, type.upper() if type else None, statuses[0] if statuses else None,
+                                           page_limit(request, limit), offset)
+
+    @get("/reservations/{reservation_id:uuid}")
+    async def get_reservation(self, id_registry: IdRegistry, reservation_id: UUID) -> ReservationOut:
+        return await id_registry.get_reservation(reservation_id)
+
+    @post("/reservations/{reservation_id:uuid}/commit", status_code=200)
+    async def commit_reservation(self, id_registry: IdRegistry, reservation_id: UUID) -> ReservationOut:
+        """Mark every ID of the reservation as used."""
+        return await id_registry.commit(reservation_id)
+
+    @post("/reservations/{reservation_id:uuid}/release", status_code=200)
+    async def release_reservation(
+        self, id_registry: IdRegistry, reservation_id: UUID, data: ReleaseIn | None = None
+    ) -> ReservationOut:
+        """Return the reservation's unused IDs (all but `keep`) to the pool; they are reissued lowest first."""
+        return await id_registry.release(reservation_id, (data or ReleaseIn()).keep)
+
+    @get("/")
+    async def list_counters(self, id_registry: IdRegistry, project: str | None = None) -> CounterList:
+        """Counters of the tenant: last issued value and next ID per project and type."""
+        return CounterList(counters=await id_registry.counters(project))
+
+    @put("/{project:str}/{type:str}", opt={"role": "admin"})
+    async def set_counter(self, id_registry: IdRegistry, project: str, type: str, data: CounterIn) -> CounterOut:
+        """Admin: move a counter forward to adopt IDs that already exist elsewhere."""
+        scope = AllocateIn.model_validate({"type": type, "project_id": project})
+        return await id_registry.set_counter(scope.project_id, scope.type, data.last_value)

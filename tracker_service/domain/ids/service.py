@@ -1,0 +1,261 @@
+"""The ID registry: sequential IDs per tenant, project and type, handed out exactly once.
+
+Each allocation is a single statement: released IDs are reissued lowest first, otherwise the
+counter row is bumped with INSERT ... ON CONFLICT DO UPDATE, whose row lock serializes
+concurrent allocators so IDs are distinct and gapless.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tracker_service.db.models import id_counters, id_free, id_reservations
+from tracker_service.domain.common import format_id
+from tracker_service.domain.events.service import event_values, record
+from tracker_service.domain.ids.schemas import CounterOut, NextIdOut, ReservationOut, ReservationPage
+from tracker_service.domain.keys.service import Principal
+from tracker_service.errors import Conflict, InvalidRequest, ReservationNotFound
+
+_ALLOCATE = text(
+    """
+    WITH freed AS (
+        DELETE FROM id_free
+        WHERE (tenant, project, type, value) IN (
+            SELECT tenant, project, type, value FROM id_free
+            WHERE tenant = :tenant AND project = :project AND type = :type
+            ORDER BY value LIMIT 1
+            FOR UPDATE SKIP LOCKED)
+        RETURNING value
+    ), bumped AS (
+        INSERT INTO id_counters AS c (tenant, project, type, last_value)
+        SELECT :tenant, :project, :type, 1 WHERE NOT EXISTS (SELECT 1 FROM freed)
+        ON CONFLICT (tenant, project, type)
+        DO UPDATE SET last_value = c.last_value + 1, updated_at = now()
+        RETURNING c.last_value AS value
+    )
+    SELECT value FROM freed UNION ALL SELECT value FROM bumped
+    """
+)
+
+_PEEK = text(
+    """
+    SELECT COALESCE(
+        (SELECT min(value) FROM id_free WHERE tenant = :tenant AND project = :project AND type = :type),
+        (SELECT last_value + 1 FROM id_counters WHERE tenant = :tenant AND project = :project AND type = :type),
+        1)
+    """
+)
+
+_RESERVE = text(
+    """
+    WITH bumped AS (
+        INSERT INTO id_counters AS c (tenant, project, type, last_value)
+        VALUES (:tenant, :project, :type, :count)
+        ON CONFLICT (tenant, project, type)
+        DO UPDATE SET last_value = c.last_value + :count, updated_at = now()
+        RETURNING c.last_value
+    )
+    INSERT INTO id_reservations (tenant, project, type, first_value, count, status, expires_at, created_by)
+    SELECT :tenant, :project, :type, last_value - :count + 1, :count, 'active', now() + :ttl, :actor FROM bumped
+    RETURNING *, now() AS now
+    """
+)
+
+
+class IdRegistry:
+    def __init__(self, conn: AsyncConnection, principal: Principal) -> None:
+        self.conn = conn
+        self.principal = principal
+
+    @property
+    def tenant(self) -> str:
+        return self.principal.tenant
+
+    async def allocate_number(self, project: str, type_: str) -> int:
+        params = {"tenant": self.tenant, "project": project, "type": type_}
+        return (await self.conn.execute(_ALLOCATE, params)).scalar_one()
+
+    async def allocate(self, project: str, type_: str) -> NextIdOut:
+        number = await self.allocate_number(project, type_)
+        out = NextIdOut(next_id=format_id(type_, number), number=number, type=type_, project=project)
+        await self._event(project, "id.allocated", f"ID allocated: {out.next_id}", out.next_id)
+        return out
+
+    async def peek(self, project: str, type_: str) -> NextIdOut:
+        params = {"tenant": self.tenant, "project": project, "type": type_}
+        number = (await self.conn.execute(_PEEK, params)).scalar_one()
+        return NextIdOut(next_id=format_id(type_, number), number=number, type=type_, project=project)
+
+    async def advance_to(self, project: str, type_: str, value: int) -> None:
+        """Make sure the counter is at least `value` (a caller chose that ID itself)."""
+        stmt = pg_insert(id_counters).values(tenant=self.tenant, project=project, type=type_, last_value=value)
+        await self.conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["tenant", "project", "type"],
+                set_={"last_value": func.greatest(id_counters.c.last_value, stmt.excluded.last_value)},
+                where=id_counters.c.last_value < stmt.excluded.last_value,
+            )
+        )
+
+    async def set_counter(self, project: str, type_: str, last_value: int) -> CounterOut:
+        stmt = pg_insert(id_counters).values(tenant=self.tenant, project=project, type=type_, last_value=last_value)
+        row = (
+            await self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["tenant", "project", "type"],
+                    set_={"last_value": stmt.excluded.last_value, "updated_at": func.now()},
+                    where=id_counters.c.last_value <= stmt.excluded.last_value,
+                ).returning(id_counters.c.last_value)
+            )
+        ).first()
+        if row is None:
+            current = await self._counter(project, type_)
+            raise Conflict(
+                f"the {type_} counter of project {project} is at {format_id(type_, current)}; "
+                f"it only moves forward (ask for {current} or more)",
+                current_value=current,
+            )
+        await self._event(project, "id.counter_set", f"{type_} counter set to {format_id(type_, last_value)}", type_)
+        return _counter_out(project, type_, last_value)
+
+    async def counters(self, project: str | None) -> list[CounterOut]:
+        cond = [id_counters.c.tenant == self.tenant]
+        if project is not None:
+            cond.append(id_counters.c.project == project)
+        rows = await self.conn.execute(
+            select(id_counters.c.project, id_counters.c.type, id_counters.c.last_value)
+            .where(*cond)
+            .order_by(id_counters.c.project, id_counters.c.type)
+        )
+        return [_counter_out(r.project, r.type, r.last_value) for r in rows]
+
+    async def reserve(self, project: str, type_: str, count: int, ttl_seconds: int) -> ReservationOut:
+        row = (
+            await self.conn.execute(
+                _RESERVE,
+                {"tenant": self.tenant, "project": project, "type": type_, "count": count,
+                 "ttl": timedelta(seconds=ttl_seconds), "actor": self.principal.name},
+            )
+        ).one()
+        out = _reservation_out(row, row.now)
+        await self._event(project, "id.reserved",
+                          f"{count} IDs reserved: {out.reserved_ids[0]}..{out.reserved_ids[-1]}", str(out.reservation_id))
+        return out
+
+    async def get_reservation(self, reservation_id: UUID) -> ReservationOut:
+        row = (
+            await self.conn.execute(
+                select(id_reservations, func.now().label("now")).where(
+                    id_reservations.c.id == reservation_id, id_reservations.c.tenant == self.tenant
+                )
+            )
+        ).first()
+        if row is None:
+            raise ReservationNotFound(f"reservation {reservation_id} not found")
+        return _reservation_out(row, row.now)
+
+    async def commit(self, reservation_id: UUID) -> ReservationOut:
+        row = await self._close(reservation_id, "committed", released=[])
+        if row is None:
+            current = await self.get_reservation(reservation_id)
+            if current.status == "committed":
+                return current
+            raise Conflict(f"reservation {reservation_id} was released; its IDs went back to the pool",
+                           current_status=current.status)
+        out = _reservation_out(row, row.now)
+        await self._event(out.project, "id.committed", f"reservation committed: {len(out.reserved_ids)} IDs",
+                          str(reservation_id))
+        return out
+
+    async def release(self, reservation_id: UUID, keep: list[str]) -> ReservationOut:
+        current = await self.get_reservation(reservation_id)  # the range itself never changes
+        unknown = sorted(set(keep) - set(current.reserved_ids))
+        if unknown:
+            raise InvalidRequest(f"keep lists IDs that are not in this reservation: {', '.join(unknown)}",
+                                 reserved_ids=current.reserved_ids)
+        values = [current.first_value + i for i, rid in enumerate(current.reserved_ids) if rid not in set(keep)]
+        row = await self._close(reservation_id, "released", released=values)
+        if row is None:
+            current = await self.get_reservation(reservation_id)
+            if current.status == "released":
+                return current
+            raise Conflict(f"reservation {reservation_id} is committed; its IDs are in use and cannot be released",
+                           current_status=current.status)
+        if values:
+            await self.conn.execute(
+                pg_insert(id_free).on_conflict_do_nothing(),
+                [{"tenant": self.tenant, "project": current.project, "type": current.type, "value": v} for v in values],
+            )
+        out = _reservation_out(row, row.now)
+        await self._event(out.project, "id.released", f"reservation released: {len(values)} IDs returned",
+                          str(reservation_id))
+        return out
+
+    async def list_reservations(
+        self, project: str | None, type_: str | None, status: str | None, limit: int, offset: int
+    ) -> ReservationPage:
+        r = id_reservations
+        cond = [r.c.tenant == self.tenant]
+        if project is not None:
+            cond.append(r.c.project == project)
+        if type_ is not None:
+            cond.append(r.c.type == type_)
+        if status == "lapsed":
+            cond += [r.c.status == "active", r.c.expires_at < func.now()]
+        elif status == "active":
+            cond += [r.c.status == "active", r.c.expires_at >= func.now()]
+        elif status is not None:
+            cond.append(r.c.status == status)
+        total = (await self.conn.execute(select(func.count()).select_from(r).where(*cond))).scalar_one()
+        rows = await self.conn.execute(
+            select(r, func.now().label("now")).where(*cond).order_by(r.c.created_at.desc()).limit(limit).offset(offset)
+        )
+        items = [_reservation_out(row, row.now) for row in rows]
+        return ReservationPage(reservations=items, total=total, has_more=offset + len(items) < total)
+
+    async def _close(self, reservation_id: UUID, status: str, released: list[int]) -> Any:
+        r = id_reservations
+        return (
+            await self.conn.execute(
+                update(r)
+                .where(and_(r.c.id == reservation_id, r.c.tenant == self.tenant, r.c.status == "active"))
+                .values(status=status, closed_at=func.now(), released_values=released or None)
+                .returning(r, func.now().label("now"))
+            )
+        ).first()
+
+    async def _counter(self, project: str, type_: str) -> int:
+        return (
+            await self.conn.execute(
+                select(id_counters.c.last_value).where(
+                    id_counters.c.tenant == self.tenant, id_counters.c.project == project, id_counters.c.type == type_
+                )
+            )
+        ).scalar_one_or_none() or 0
+
+    async def _event(self, project: str, type_: str, summary: str, entity_id: str) -> None:
+        await record(self.conn, [event_values(self.tenant, type_, summary, project=project, entity_id=entity_id,
+                                              actor=self.principal.name)])
+
+
+def _counter_out(project: str, type_: str, last_value: int) -> CounterOut:
+    return CounterOut(project=project, type=type_, last_value=last_value,
+                      last_id=format_id(type_, last_value) if last_value else None,
+                      next_id=format_id(type_, last_value + 1))
+
+
+def _reservation_out(row: Any, now: Any) -> ReservationOut:
+    status = "lapsed" if row.status == "active" and row.expires_at < now else row.status
+    ids = [format_id(row.type, row.first_value + i) for i in range(row.count)]
+    released = {format_id(row.type, v) for v in (row.released_values or [])}
+    return ReservationOut(
+        reservation_id=row.id, project=row.project, type=row.type, status=status, reserved_ids=ids,
+        released_ids=[i for i in ids if i in released], first_value=row.first_value,
+        expires_at=row.expires_at, created_at=row.created_at, closed_at=row.closed_at,
+    )

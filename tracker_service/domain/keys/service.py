@@ -1,0 +1,111 @@
+"""API keys: only a SHA-256 of each key is stored; the key itself is shown once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Text, cast, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tracker_service.db.models import api_keys, events
+from tracker_service.domain.events.service import event_values
+
+ROLES = ("read", "write", "admin")
+PREFIX = "trk_"
+BOOTSTRAP_LOCK = 7_466_012
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    tenant: str
+    name: str
+    role: str
+
+    def allows(self, needed: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(needed)
+
+
+def hash_key(key: str) -> str:
+    # Keys are 256-bit random tokens, so a fast hash is enough (no dictionary to attack).
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def authenticate(conn: AsyncConnection, key: str) -> Principal | None:
+    row = (
+        await conn.execute(
+            select(api_keys.c.id, api_keys.c.tenant, api_keys.c.name, api_keys.c.role).where(
+                api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    return Principal(str(row.id), row.tenant, row.name, row.role) if row else None
+
+
+def create_key(conn: Connection, name: str, tenant: str = "default", role: str = "write") -> tuple[str, dict[str, Any]]:
+    """Create a key; returns (the key, its row). The key cannot be recovered later."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if not name.strip() or not tenant.strip():
+        raise ValueError("name and tenant must not be empty")
+    key = PREFIX + secrets.token_urlsafe(32)
+    exists = conn.execute(
+        select(api_keys.c.id).where(api_keys.c.tenant == tenant, api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+    ).first()
+    if exists:
+        raise ValueError(f"tenant {tenant!r} already has an active key named {name!r}; revoke it or pick another name")
+    row = conn.execute(
+        insert(api_keys)
+        .values(tenant=tenant, name=name, role=role, key_hash=hash_key(key), prefix=key[:10])
+        .returning(api_keys)
+    ).one()._asdict()
+    conn.execute(
+        insert(events).values(
+            event_values(tenant, "key.created", f"API key created: {name} ({role})", project=None,
+                         entity_id=row["id"], actor="cli")
+        )
+    )
+    return key, row
+
+
+def list_keys(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(api_keys.c.id, api_keys.c.tenant, api_keys.c.name, api_keys.c.role, api_keys.c.prefix,
+               api_keys.c.created_at, api_keys.c.revoked_at).order_by(api_keys.c.tenant, api_keys.c.created_at)
+    )
+    return [r._asdict() for r in rows]
+
+
+def revoke_key(conn: Connection, ref: str, tenant: str | None = None) -> list[dict[str, Any]]:
+    """Revoke by id, prefix or name (name within `tenant` when given). Returns what was revoked."""
+    match = (api_keys.c.prefix == ref) | (api_keys.c.name == ref) | (cast(api_keys.c.id, Text) == ref)
+    cond = [match, api_keys.c.revoked_at.is_(None)]
+    if tenant:
+        cond.append(api_keys.c.tenant == tenant)
+    candidates = conn.execute(select(api_keys.c.id).where(*cond)).all()
+    if len(candidates) > 1:
+        raise ValueError(f"{ref!r} matches {len(candidates)} active keys; name the tenant (--tenant) or use the key id")
+    rows = [
+        r._asdict()
+        for r in conn.execute(
+            update(api_keys).where(*cond).values(revoked_at=func.now()).returning(api_keys.c.id, api_keys.c.tenant, api_keys.c.name)
+        )
+    ]
+    for r in rows:
+        conn.execute(insert(events).values(
+            event_values(r["tenant"], "key.revoked", f"API key revoked: {r['name']}", project=None,
+                         entity_id=r["id"], actor="cli")
+        ))
+    return rows
+
+
+def bootstrap_admin_key(conn: Connection) -> str | None:
+    """On first start with no key at all, create an admin key; return it (else None)."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": BOOTSTRAP_LOCK})
+    if conn.execute(select(api_keys.c.id).limit(1)).first():
+        return None
+    key, _ = create_key(conn, name="admin", tenant="default", role="admin")
+    return key

@@ -1,0 +1,173 @@
+"""Task request and response bodies. Field names of both source specs are accepted on input."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AliasChoices, BeforeValidator, Field, StringConstraints, model_validator
+
+from tracker_service.domain.common import AgentName, AwareDatetime, OutModel, ProjectName, StrictModel
+
+
+def _status_in(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip().lower()
+        return "completed" if value == "done" else value
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+StatusValue = Annotated[
+    Literal["pending", "in_progress", "blocked", "completed", "failed", "cancelled"],
+    BeforeValidator(_status_in),
+    Field(description="pending | in_progress | blocked | completed | failed | cancelled ('done' = completed)"),
+]
+Priority = Annotated[Literal["critical", "high", "medium", "low"], BeforeValidator(_lower)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+TaskKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+    Field(description="Human id such as TASK-051; assigned from the ID registry when omitted"),
+]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+TaskRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+LongText = Annotated[str, StringConstraints(max_length=100_000)]
+
+
+class TaskFields(StrictModel):
+    """Fields that can be set both at creation and by PATCH."""
+
+    title: Title | None = None
+    description: LongText | None = None
+    priority: Priority | None = None
+    status: StatusValue | None = None
+    assigned_to: AgentName | None = None
+    tags: Annotated[list[Tag], Field(max_length=50)] | None = None
+    notes: LongText | None = None
+    completion_notes: LongText | None = None
+    inputs: Any = None
+    outputs: Any = None
+    due_date: AwareDatetime | None = None
+    related_handoff_id: UUID | None = None
+    depends_on: Annotated[list[TaskRef], Field(max_length=100)] | None = Field(
+        None, description="Tasks that must be completed first: UUIDs or keys (keys within this task's project)"
+    )
+    result: Any = None
+
+
+class TaskIn(TaskFields):
+    project: ProjectName = Field(validation_alias=AliasChoices("project", "project_id"))
+    key: TaskKey | None = Field(None, validation_alias=AliasChoices("key", "task_id"))
+
+    @model_validator(mode="after")
+    def _title_from_description(self) -> TaskIn:
+        if self.title is None:
+            first = next((line.strip() for line in (self.description or "").splitlines() if line.strip()), None)
+            if first is None:
+                raise ValueError("a task needs a title or a description (its first line becomes the title)")
+            self.title = first.lstrip("# ")[:500] or first[:500]
+        return self
+
+
+class TaskPatch(TaskFields):
+    @model_validator(mode="before")
+    @classmethod
+    def _immutable(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            fixed = sorted({"project", "project_id", "key", "task_id", "id"} & data.keys())
+            if fixed:
+                raise ValueError(f"{', '.join(fixed)} cannot be changed; create a new task instead")
+        return data
+
+
+class BatchIn(StrictModel):
+    tasks: Annotated[list[TaskIn], Field(min_length=1, max_length=200)]
+
+
+class ClaimIn(StrictModel):
+    project: ProjectName = Field(validation_alias=AliasChoices("project", "project_id"))
+    agent: AgentName = Field(description="Name of the agent taking the task")
+    lease_seconds: Annotated[int, Field(ge=10, le=86_400)] | None = None
+
+
+class StatusIn(StrictModel):
+    status: StatusValue
+    completion_notes: LongText | None = None
+    result: Any = None
+
+
+class DependencyOut(OutModel):
+    id: UUID
+    key: str
+    status: str
+
+
+class TaskOut(OutModel):
+    id: UUID
+    key: str
+    task_id: str = Field(description="Same as key (spec 001 name)")
+    project: str
+    title: str
+    description: str | None
+    priority: str
+    status: str
+    assigned_to: str | None
+    tags: list[str]
+    notes: str | None
+    completion_notes: str | None
+    inputs: Any
+    outputs: Any
+    due_date: datetime | None
+    related_handoff_id: UUID | None
+    depends_on: list[DependencyOut]
+    result: Any
+    lease_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> TaskOut:
+        data = dict(row._mapping)
+        data["task_id"] = data["key"]
+        data["depends_on"] = data.get("depends_on") or []
+        return cls.model_validate(data)
+
+
+class TaskSummary(OutModel):
+    id: UUID
+    key: str
+    project: str
+    title: str
+    status: str
+    priority: str
+    assigned_to: str | None
+    tags: list[str]
+    due_date: datetime | None
+    updated_at: datetime
+
+
+class TaskPage(OutModel):
+    tasks: list[TaskSummary]
+    total: int
+    has_more: bool
+
+
+class NextTaskOut(OutModel):
+    task: TaskOut | None
+
+
+class StatusOut(OutModel):
+    updated_task: TaskOut
+
+
+class BatchOut(OutModel):
+    success: bool
+    tasks_added: int
+    task_ids: list[str] = Field(description="Keys of the created tasks, in request order")
+    ids: list[UUID]

@@ -1,0 +1,314 @@
+"""Task rules. Races are settled in SQL: claims with FOR UPDATE SKIP LOCKED, changes under a row lock."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, case, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tracker_service.db.models import task_dependencies as deps
+from tracker_service.db.models import tasks
+from tracker_service.domain.common import format_id
+from tracker_service.domain.events.service import event_values, record
+from tracker_service.domain.ids.service import IdRegistry
+from tracker_service.domain.keys.service import Principal
+from tracker_service.domain.tasks.schemas import (
+    BatchOut,
+    ClaimIn,
+    StatusIn,
+    TaskIn,
+    TaskOut,
+    TaskPage,
+    TaskPatch,
+    TaskSummary,
+)
+from tracker_service.domain.tasks.states import TRANSITIONS, transition_hint
+from tracker_service.errors import (
+    AmbiguousKey,
+    DependencyCycle,
+    DuplicateKey,
+    InvalidRequest,
+    InvalidTransition,
+    TaskNotFound,
+)
+from tracker_service.settings import Settings
+
+_dep = tasks.alias("dep")
+_cand = tasks.alias("cand")
+_AUTO_KEY = re.compile(r"^TASK-(\d{1,12})$")
+
+_depends_on = (
+    select(
+        func.coalesce(
+            func.jsonb_agg(func.jsonb_build_object("id", _dep.c.id, "key", _dep.c.key, "status", _dep.c.status)),
+            text("'[]'::jsonb"),
+        )
+    )
+    .select_from(deps.join(_dep, _dep.c.id == deps.c.depends_on_id))
+    .where(deps.c.task_id == tasks.c.id)
+    .correlate(tasks)
+    .scalar_subquery()
+    .label("depends_on")
+)
+
+TASK_COLUMNS = [c for c in tasks.c if c.name not in ("tenant", "priority_rank")] + [_depends_on]
+SUMMARY_COLUMNS = [tasks.c[n] for n in TaskSummary.model_fields]
+ORDER = (tasks.c.priority_rank, tasks.c.created_at, tasks.c.id)
+
+
+def _ready(candidate: Any) -> Any:
+    """No dependency of the candidate is unfinished."""
+    return ~exists().where(deps.c.task_id == candidate.c.id, deps.c.depends_on_id == _dep.c.id,
+                           _dep.c.status != "completed")
+
+
+class TaskService:
+    def __init__(self, conn: AsyncConnection, principal: Principal, settings: Settings) -> None:
+        self.conn = conn
+        self.principal = principal
+        self.settings = settings
+        self.tenant = principal.tenant
+
+    # --- reads -------------------------------------------------------------------------
+
+    async def get(self, ref: str, project: str | None = None) -> TaskOut:
+        return await self._fetch(await self._resolve(ref, project))
+
+    async def list(
+        self, *, project: str | None, statuses: list[str], assigned_to: str | None, priority: str | None,
+        tag: str | None, limit: int, offset: int,
+    ) -> TaskPage:
+        cond = [tasks.c.tenant == self.tenant]
+        if project is not None:
+            cond.append(tasks.c.project == project)
+        if statuses:
+            cond.append(tasks.c.status.in_(statuses))
+        if assigned_to is not None:
+            cond.append(tasks.c.assigned_to == assigned_to)
+        if priority is not None:
+            cond.append(tasks.c.priority == priority)
+        if tag is not None:
+            cond.append(tasks.c.tags.contains([tag]))
+        total = (await self.conn.execute(select(func.count()).select_from(tasks).where(*cond))).scalar_one()
+        rows = await self.conn.execute(
+            select(*SUMMARY_COLUMNS).where(*cond).order_by(*ORDER).limit(limit).offset(offset)
+        )
+        items = [TaskSummary.model_validate(dict(r._mapping)) for r in rows]
+        return TaskPage(tasks=items, total=total, has_more=offset + len(items) < total)
+
+    async def peek_next(self, project: str, status: str, agent: str | None) -> TaskOut | None:
+        """The task a claim would take now (highest priority, then oldest, dependencies done)."""
+        chosen = self._candidates(project, status, agent).scalar_subquery()
+        row = (await self.conn.execute(select(*TASK_COLUMNS).where(tasks.c.id == chosen))).first()
+        return TaskOut.from_row(row) if row else None
+
+    # --- writes ------------------------------------------------------------------------
+
+    async def create(self, data: TaskIn) -> TaskOut:
+        task_id, _ = await self._insert(data)
+        return await self._fetch(task_id)
+
+    async def create_batch(self, items: list[TaskIn]) -> BatchOut:
+        # One transaction (the request's): any failure leaves nothing behind.
+        created = [await self._insert(item) for item in items]
+        return BatchOut(success=True, tasks_added=len(created), task_ids=[k for _, k in created],
+                        ids=[i for i, _ in created])
+
+    async def claim_next(self, data: ClaimIn) -> TaskOut | None:
+        lease = timedelta(seconds=data.lease_seconds or self.settings.default_lease_seconds)
+        chosen = self._candidates(data.project, "pending", data.agent).with_for_update(skip_locked=True, of=_cand)
+        row = (
+            await self.conn.execute(
+                update(tasks)
+                .where(tasks.c.id == chosen.scalar_subquery())
+                .values(status="in_progress", assigned_to=data.agent, lease_expires_at=func.now() + lease,
+                        updated_at=func.now())
+                .returning(*TASK_COLUMNS)
+            )
+        ).first()
+        if row is None:
+            return None
+        task = TaskOut.from_row(row)
+        await self._event(task, "task.claimed", f"Task claimed by {data.agent}: {task.key} {task.title}",
+                          actor=data.agent)
+        return task
+
+    async def set_status(self, ref: str, project: str | None, data: StatusIn) -> TaskOut:
+        return await self._change(ref, project, data.model_dump(exclude_unset=True))
+
+    async def patch(self, ref: str, project: str | None, data: TaskPatch) -> TaskOut:
+        return await self._change(ref, project, data.model_dump(exclude_unset=True))
+
+    async def delete(self, ref: str, project: str | None) -> None:
+        task_id = await self._resolve(ref, project)
+        row = (
+            await self.conn.execute(
+                delete(tasks).where(tasks.c.id == task_id, tasks.c.tenant == self.tenant)
+                .returning(tasks.c.id, tasks.c.key, tasks.c.project, tasks.c.title)
+            )
+        ).first()
+        if row is None:
+            raise TaskNotFound(f"Task not found: {ref}", ref=ref)
+        await record(self.conn, [event_values(self.tenant, "task.deleted", f"Task deleted: {row.key} {row.title}",
+                                              project=row.project, entity_id=row.id, actor=self.principal.name)])
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _candidates(self, project: str, status: str, agent: str | None) -> Any:
+        c = _cand
+        # A task assigned to someone is kept for them; unassigned work is open to anyone.
+        owner = c.c.assigned_to.is_(None) if agent is None else or_(c.c.assigned_to.is_(None), c.c.assigned_to == agent)
+        return (
+            select(c.c.id)
+            .where(c.c.tenant == self.tenant, c.c.project == project, c.c.status == status, owner, _ready(c))
+            .order_by(c.c.priority_rank, c.c.created_at, c.c.id)
+            .limit(1)
+        )
+
+    async def _insert(self, data: TaskIn) -> tuple[UUID, str]:
+        ids = IdRegistry(self.conn, self.principal)
+        if data.key is None:
+            key = format_id("TASK", await ids.allocate_number(data.project, "TASK"))
+        else:
+            key = data.key
+            if m := _AUTO_KEY.match(key):
+                # Keep the registry ahead of keys chosen by hand, so later automatic keys never collide.
+                await ids.advance_to(data.project, "TASK", int(m.group(1)))
+        status = data.status or "pending"
+        values = data.model_dump(exclude={"project", "key", "depends_on", "status"}, exclude_none=True)
+        values.update(
+            tenant=self.tenant, project=data.project, key=key, status=status,
+            priority=data.priority or "medium", tags=data.tags or [],
+            completed_at=func.now() if status == "completed" else None,
+            lease_expires_at=func.now() + timedelta(seconds=self.settings.default_lease_seconds)
+            if status == "in_progress" else None,
+        )
+        row = (
+            await self.conn.execute(
+                pg_insert(tasks).values(**values).on_conflict_do_nothing(constraint="tasks_key_unique")
+                .returning(tasks.c.id)
+            )
+        ).first()
+        if row is None:
+            raise DuplicateKey(f"project {data.project} already has a task {key}; pick another key or omit it",
+                               key=key, project=data.project)
+        if data.depends_on:
+            await self._set_dependencies(row.id, data.project, data.depends_on, replace=False)
+        await record(self.conn, [event_values(self.tenant, "task.created", f"Task created: {key} {data.title}",
+                                              project=data.project, entity_id=row.id, actor=self.principal.name)])
+        return row.id, key
+
+    async def _change(self, ref: str, project: str | None, fields: dict[str, Any]) -> TaskOut:
+        current = await self._lock(ref, project)
+        new = fields.pop("status", None)
+        dependencies = fields.pop("depends_on", None)
+        for name in ("title", "priority"):
+            if name in fields and fields[name] is None:
+                raise InvalidRequest(f"{name} cannot be null", errors=[{"field": name, "message": "cannot be null"}])
+        if "tags" in fields and fields["tags"] is None:
+            fields["tags"] = []
+        values: dict[str, Any] = {**fields, "updated_at": func.now()}
+        moved = new is not None and new != current.status
+        if moved:
+            if new not in TRANSITIONS[current.status]:
+                raise InvalidTransition(
+                    f"task {current.key} is {current.status}; it cannot move to {new} "
+                    f"({transition_hint(current.status, new)})",
+                    current_status=current.status, requested_status=new,
+                )
+            values["status"] = new
+            values["completed_at"] = func.now() if new == "completed" else None
+            values["lease_expires_at"] = (
+                func.now() + timedelta(seconds=self.settings.default_lease_seconds) if new == "in_progress" else None
+            )
+            if current.status == "in_progress" and new == "pending" and "assigned_to" not in fields:
+                values["assigned_to"] = None  # released work is open to every agent again
+        if dependencies is not None:
+            await self._set_dependencies(current.id, current.project, dependencies, replace=True)
+        row = (
+            await self.conn.execute(update(tasks).where(tasks.c.id == current.id).values(**values).returning(*TASK_COLUMNS))
+        ).one()
+        task = TaskOut.from_row(row)
+        if moved:
+            await self._event(task, "task.status", f"Task {task.key}: {current.status} → {new}")
+        elif fields or dependencies is not None:
+            await self._event(task, "task.updated", f"Task updated: {task.key} ({', '.join(sorted(fields) or ['depends_on'])})")
+        return task
+
+    async def _set_dependencies(self, task_id: UUID, project: str, refs: list[str], replace: bool) -> None:
+        targets = {await self._resolve(ref, project, field="depends_on") for ref in refs}
+        if task_id in targets:
+            raise InvalidRequest("a task cannot depend on itself", errors=[{"field": "depends_on", "message": "self"}])
+        if replace:
+            # One dependency edit at a time per tenant, so two edits cannot close a cycle together.
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"deps:{self.tenant}"})
+            if targets and await self._reaches(targets, task_id):
+                raise DependencyCycle("these dependencies would form a cycle back to this task; remove one of them")
+            await self.conn.execute(delete(deps).where(deps.c.task_id == task_id))
+        if targets:
+            await self.conn.execute(insert(deps), [{"task_id": task_id, "depends_on_id": t} for t in targets])
+
+    async def _reaches(self, starts: set[UUID], target: UUID) -> bool:
+        found = await self.conn.execute(
+            text(
+                """
+                WITH RECURSIVE reach(id) AS (
+                    SELECT unnest(CAST(:starts AS uuid[]))
+                    UNION
+                    SELECT d.depends_on_id FROM task_dependencies d JOIN reach r ON d.task_id = r.id
+                )
+                SELECT 1 FROM reach WHERE id = :target LIMIT 1
+                """
+            ),
+            {"starts": list(starts), "target": target},
+        )
+        return found.first() is not None
+
+    def _ref_condition(self, ref: str, project: str | None) -> list[Any]:
+        try:
+            return [tasks.c.tenant == self.tenant, tasks.c.id == UUID(ref)]
+        except ValueError:
+            cond = [tasks.c.tenant == self.tenant, tasks.c.key == ref]
+            return cond if project is None else [*cond, tasks.c.project == project]
+
+    async def _resolve(self, ref: str, project: str | None, field: str | None = None) -> UUID:
+        rows = (await self.conn.execute(select(tasks.c.id, tasks.c.project).where(*self._ref_condition(ref, project)))).all()
+        return self._one(ref, project, rows, field).id
+
+    async def _lock(self, ref: str, project: str | None) -> Row:
+        rows = (
+            await self.conn.execute(
+                select(tasks.c.id, tasks.c.key, tasks.c.project, tasks.c.status)
+                .where(*self._ref_condition(ref, project))
+                .with_for_update()
+            )
+        ).all()
+        return self._one(ref, project, rows)
+
+    @staticmethod
+    def _one(ref: str, project: str | None, rows: list[Row], field: str | None = None) -> Row:
+        if not rows:
+            where = f" in project {project}" if project else ""
+            if field:
+                raise InvalidRequest(f"{field}: task {ref} not found{where}",
+                                     errors=[{"field": field, "message": f"task {ref} not found{where}"}])
+            raise TaskNotFound(f"Task not found: {ref}{where}", ref=ref)
+        if len(rows) > 1:
+            raise AmbiguousKey(
+                f"{ref} names tasks in {len(rows)} projects; add ?project=<name> to say which",
+                candidates=[{"id": str(r.id), "project": r.project} for r in rows],
+            )
+        return rows[0]
+
+    async def _fetch(self, task_id: UUID) -> TaskOut:
+        row = (await self.conn.execute(select(*TASK_COLUMNS).where(tasks.c.id == task_id))).one()
+        return TaskOut.from_row(row)
+
+    async def _event(self, task: TaskOut, type_: str, summary: str, actor: str | None = None) -> None:
+        await record(self.conn, [event_values(self.tenant, type_, summary, project=task.project, entity_id=task.id,
+                                              actor=actor or self.principal.name)])

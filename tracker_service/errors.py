@@ -1,0 +1,77 @@
+"""The one error tree. Services raise these; one handler renders RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TrackerError(Exception):
+    status: int = 500
+    code: str = "SERVER_ERROR"
+    title: str = "Internal server error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class InvalidRequest(TrackerError):
+    status, code, title = 400, "INVALID_REQUEST", "Invalid request"
+
+
+class InvalidTransition(TrackerError):
+    status, code, title = 400, "INVALID_TRANSITION", "Invalid status transition"
+
+
+class Unauthorized(TrackerError):
+    status, code, title = 401, "UNAUTHORIZED", "Unauthorized"
+
+
+class Forbidden(TrackerError):
+    status, code, title = 403, "FORBIDDEN", "Forbidden"
+
+
+class NotFound(TrackerError):
+    status, code, title = 404, "NOT_FOUND", "Not found"
+
+
+class TaskNotFound(NotFound):
+    code, title = "TASK_NOT_FOUND", "Task not found"
+
+
+class ReservationNotFound(NotFound):
+    code, title = "RESERVATION_NOT_FOUND", "Reservation not found"
+
+
+class Conflict(TrackerError):
+    status, code, title = 409, "CONFLICT", "Conflict"
+
+
+class AmbiguousKey(Conflict):
+    code, title = "AMBIGUOUS_KEY", "Ambiguous task key"
+
+
+class DuplicateKey(Conflict):
+    code, title = "DUPLICATE_KEY", "Duplicate key"
+
+
+class DependencyCycle(Conflict):
+    code, title = "DEPENDENCY_CYCLE", "Dependency cycle"
+
+
+class IdempotencyKeyReused(TrackerError):
+    status, code, title = 422, "IDEMPOTENCY_KEY_REUSED", "Idempotency key reused"
+
+
+class RateLimited(TrackerError):
+    status, code, title = 429, "RATE_LIMITED", "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class DatabaseUnavailable(TrackerError):
+    status, code, title = 503, "DATABASE_UNAVAILABLE", "Database unavailable"

@@ -1,0 +1,72 @@
+"""Settings, read once at the edge (CLI or test), never at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("agent-tracker"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    # None means: start the embedded PostgreSQL in data_dir.
+    database_url: str | None = None
+    data_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Base URL that clients reach the tracker at; used in printed hints and public links.
+    public_url: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    # Requests per minute per API key; 0 turns the limiter off.
+    rate_limit_per_minute: int = 6000
+    default_lease_seconds: int = 900
+    default_reservation_ttl_seconds: int = 3600
+    list_limit_max: int = 200
+    pool_size: int = 10
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from TRACKER_* variables; explicit overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"TRACKER_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir or default_data_dir()
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _coerce(name: str, type_name: object, raw: str) -> object:
+    text = str(type_name)
+    try:
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("Path"):
+            return Path(raw).expanduser()
+    except ValueError as exc:
+        raise SystemExit(f"TRACKER_{name.upper()} must be an integer, got {raw!r}") from exc
+    return raw

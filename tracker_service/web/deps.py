@@ -1,0 +1,38 @@
+"""Dependency providers: services bound to the request's connection and caller."""
+
+from __future__ import annotations
+
+from litestar import Request
+
+from tracker_service.domain.ids.service import IdRegistry
+from tracker_service.domain.tasks.service import TaskService
+from tracker_service.errors import InvalidRequest
+
+
+def provide_tasks(request: Request) -> TaskService:
+    state = request.scope["state"]  # set by RequestContext
+    return TaskService(state["conn"], state["principal"], request.app.state.settings)
+
+
+def provide_ids(request: Request) -> IdRegistry:
+    state = request.scope["state"]
+    return IdRegistry(state["conn"], state["principal"])
+
+
+def page_limit(request: Request, limit: int) -> int:
+    """Clamp `limit` to the configured maximum (the documented cap)."""
+    return min(limit, request.app.state.settings.list_limit_max)
+
+
+def one_of(name: str, value: str | None, allowed: tuple[str, ...], aliases: dict[str, str] | None = None) -> list[str]:
+    """Parse a comma-separated filter such as status=pending,in_progress."""
+    if value is None or value == "":
+        return []
+    items = [(aliases or {}).get(v.strip().lower(), v.strip().lower()) for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise InvalidRequest(
+            f"{name}: {', '.join(bad)} is not one of {', '.join(allowed)}",
+            errors=[{"field": name, "message": f"must be one of {', '.join(allowed)}", "source": "query"}],
+        )
+    return items

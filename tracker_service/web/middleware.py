@@ -1,0 +1,256 @@
+"""Per request: API key -> tenant, role, rate limit, then one database transaction.
+
+Writes run in one transaction that is committed *before* the response leaves, so an
+acknowledged write is durable and a failed commit is reported, never a 201 for nothing.
+An Idempotency-Key is recorded inside that same transaction: the work and its record
+commit together or not at all, and a concurrent repeat blocks on the record's primary key
+until the first finishes, then replays its response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.datastructures import Headers
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tracker_service.db.models import idempotency_records
+from tracker_service.domain.keys.service import Principal, authenticate
+from tracker_service.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    RateLimited,
+    TrackerError,
+    Unauthorized,
+)
+from tracker_service.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENT_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class PayloadTooLarge(TrackerError):
+    status, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
+
+
+class RateLimiter:
+    """Token bucket per API key, in this process's memory (N processes allow N x the rate)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, ident: str) -> None:
+        if self.capacity <= 0:
+            return
+        now = time.monotonic()
+        tokens, last = self._buckets.get(ident, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[ident] = (tokens, now)
+            retry_after = max(1, math.ceil((1 - tokens) / self.rate))
+            raise RateLimited(
+                f"rate limit of {int(self.capacity)} requests per minute for this API key reached; "
+                f"retry in {retry_after} s",
+                retry_after=retry_after,
+            )
+        self._buckets[ident] = (tokens - 1, now)
+
+
+def api_key_from(headers: Headers) -> str:
+    if key := headers.get("x-api-key"):
+        return key.strip()
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+    raise Unauthorized("no API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+
+
+@dataclass
+class CapturedResponse:
+    messages: list[Message] = field(default_factory=list)
+    status: int = 500
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        self.messages.append(message)
+
+    async def replay(self, send: Send) -> None:
+        for message in self.messages:
+            await send(message)
+
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
+
+    def content_type(self) -> str:
+        for m in self.messages:
+            if m["type"] == "http.response.start":
+                for k, v in m.get("headers", []):
+                    if k.lower() == b"content-type":
+                        return v.decode("latin-1")
+        return "application/json"
+
+
+class RequestContext(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+    exclude_opt_key = "public"
+    exclude_path_pattern = ("^/schema",)
+
+    def __init__(self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.limiter = limiter
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        headers = Headers.from_scope(scope)
+        key = api_key_from(headers)
+        method = scope["method"]
+        writes = method not in SAFE_METHODS
+        needed = scope["route_handler"].opt.get("role", "write" if writes else "read")
+        async with self.engine.connect() as conn:
+            principal = await authenticate(conn, key)
+            if principal is None:
+                raise Unauthorized("invalid or revoked API key")
+            if not principal.allows(needed):
+                raise Forbidden(f"this API key has role '{principal.role}'; {method} {scope['path']} needs '{needed}'")
+            self.limiter.check(principal.key_id)
+            state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+            state["conn"] = conn
+            state["principal"] = principal
+            if not writes:
+                try:
+                    await next_app(scope, receive, send)
+                finally:
+                    await conn.rollback()
+                return
+            body = await self._read_body(headers, receive)
+            replayed = _replaying_receive(body)
+            idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
+            if idem_key is not None:
+                stored = await _claim_idempotency_key(conn, principal, idem_key, _request_hash(scope, body))
+                if stored is not None:
+                    await conn.rollback()
+                    await stored.replay(send)
+                    return
+            captured = CapturedResponse()
+            await next_app(scope, replayed, captured.send)
+            if captured.status < 400:
+                if idem_key is not None:
+                    await _store_response(conn, principal, idem_key, captured)
+                await conn.commit()
+            else:
+                await conn.rollback()
+            await captured.replay(send)
+
+    async def _read_body(self, headers: Headers, receive: Receive) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _replaying_receive(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _request_hash(scope: Scope, body: bytes) -> str:
+    h = hashlib.sha256()
+    for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body):
+        h.update(part)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+async def _claim_idempotency_key(
+    conn: AsyncConnection, principal: Principal, key: str, request_hash: str
+) -> CapturedResponse | None:
+    """Record the key in this transaction; return the stored response if it was used before."""
+    if not key or len(key) > 255:
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+    inserted = (
+        await conn.execute(
+            pg_insert(idempotency_records)
+            .values(tenant=principal.tenant, key=key, request_hash=request_hash)
+            .on_conflict_do_nothing()
+            .returning(idempotency_records.c.key)
+        )
+    ).first()
+    if inserted:
+        return None
+    row = (
+        await conn.execute(
+            select(idempotency_records).where(
+                idempotency_records.c.tenant == principal.tenant, idempotency_records.c.key == key
+            )
+        )
+    ).one()
+    if row.request_hash != request_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was already used with a different request; use a new key for a new request"
+        )
+    return _stored_response(row)
+
+
+def _stored_response(row: Any) -> CapturedResponse:
+    body = bytes(row.body or b"")
+    headers = [
+        (b"content-type", (row.content_type or "application/json").encode("latin-1")),
+        (b"content-length", str(len(body)).encode()),
+        (b"idempotent-replayed", b"true"),
+    ]
+    return CapturedResponse(
+        messages=[
+            {"type": "http.response.start", "status": row.status_code, "headers": headers},
+            {"type": "http.response.body", "body": body, "more_body": False},
+        ],
+        status=row.status_code,
+    )
+
+
+async def _store_response(conn: AsyncConnection, principal: Principal, key: str, captured: CapturedResponse) -> None:
+    await conn.execute(
+        update(idempotency_records)
+        .where(idempotency_records.c.tenant == principal.tenant, idempotency_records.c.key == key)
+        .values(status_code=captured.status, content_type=captured.content_type(), body=captured.body())
+    )
+
+
+
