@@ -31,12 +31,17 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Apply Alembic revisions up to `revision` (the schema is never built by create_all)."""
-    from alembic import command
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["url"] = normalize_url(url)
-    command.upgrade(cfg, revision)
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Apply Alembic revisions up to `revision` (the schema is never built by create_all)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from litestar import Request
 
 from tracker_service.domain.ids.service import IdRegistry
@@ -17,6 +19,16 @@ def provide_tasks(request: Request) -> TaskService:
 def provide_ids(request: Request) -> IdRegistry:
     state = request.scope["state"]
     return IdRegistry(state["conn"], state["principal"])
+
+
+def parse_uuid(name: str, value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"{name}: {value!r} is not a UUID",
+            errors=[{"field": name, "message": "must be a UUID", "source": "path"}],
+        ) from None
 
 
 def page_limit(request: Request, limit: int) -> int:

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
-
 from litestar import Controller, Request, get, post, put
 from litestar.di import Provide
 from litestar.params import Parameter
@@ -19,7 +17,7 @@ from tracker_service.domain.ids.schemas import (
     ReserveIn,
 )
 from tracker_service.domain.ids.service import IdRegistry
-from tracker_service.web.deps import one_of, page_limit, provide_ids
+from tracker_service.web.deps import one_of, page_limit, parse_uuid, provide_ids
 
 RESERVATION_STATUSES = ("active", "lapsed", "committed", "released")
 
@@ -59,21 +57,21 @@ class IdController(Controller):
         return await id_registry.list_reservations(project, type.upper() if type else None, statuses[0] if statuses else None,
                                            page_limit(request, limit), offset)
 
-    @get("/reservations/{reservation_id:uuid}")
-    async def get_reservation(self, id_registry: IdRegistry, reservation_id: UUID) -> ReservationOut:
-        return await id_registry.get_reservation(reservation_id)
+    @get("/reservations/{reservation_id:str}")
+    async def get_reservation(self, id_registry: IdRegistry, reservation_id: str) -> ReservationOut:
+        return await id_registry.get_reservation(parse_uuid("reservation_id", reservation_id))
 
-    @post("/reservations/{reservation_id:uuid}/commit", status_code=200)
-    async def commit_reservation(self, id_registry: IdRegistry, reservation_id: UUID) -> ReservationOut:
+    @post("/reservations/{reservation_id:str}/commit", status_code=200)
+    async def commit_reservation(self, id_registry: IdRegistry, reservation_id: str) -> ReservationOut:
         """Mark every ID of the reservation as used."""
-        return await id_registry.commit(reservation_id)
+        return await id_registry.commit(parse_uuid("reservation_id", reservation_id))
 
-    @post("/reservations/{reservation_id:uuid}/release", status_code=200)
+    @post("/reservations/{reservation_id:str}/release", status_code=200)
     async def release_reservation(
-        self, id_registry: IdRegistry, reservation_id: UUID, data: ReleaseIn | None = None
+        self, id_registry: IdRegistry, reservation_id: str, data: ReleaseIn | None = None
     ) -> ReservationOut:
         """Return the reservation's unused IDs (all but `keep`) to the pool; they are reissued lowest first."""
-        return await id_registry.release(reservation_id, (data or ReleaseIn()).keep)
+        return await id_registry.release(parse_uuid("reservation_id", reservation_id), (data or ReleaseIn()).keep)
 
     @get("/")
     async def list_counters(self, id_registry: IdRegistry, project: str | None = None) -> CounterList:

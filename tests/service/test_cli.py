@@ -1,0 +1,101 @@
+"""The `tracker` command: serve on the embedded default, keys beside a running server, clean stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import client_for, free_port, start_tracker
+from tests.helpers import ok, problem
+
+
+def tracker(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tracker_service", *args], env={**os.environ, **env}, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def postgres_running(data_dir: Path) -> bool:
+    return any(p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
+               for p in psutil.process_iter(["name", "cmdline"]))
+
+
+@pytest.mark.slow
+def test_serve_on_embedded_default_then_keys_beside_it_then_clean_stop(tmp_path_factory, monkeypatch):
+    data = Path(f"/tmp/trk-cli-{uuid.uuid4().hex[:6]}")  # short: the unix socket lives here
+    env = {"TRACKER_DATA_DIR": str(data)}
+    monkeypatch.delenv("TRACKER_DATABASE_URL", raising=False)
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    port = free_port()
+    server = start_tracker(env, log, port=port)
+    try:
+        out = log.read_text()
+        key_file = data / "admin.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert (f'claude mcp add tracker -e TASK_TRACKING_URL=http://127.0.0.1:{port} '
+                f'-e TASK_TRACKING_API_KEY="$(cat {key_file})" -- tracker-mcp') in out
+        admin_key = key_file.read_text().strip()
+        assert admin_key not in out  # the key itself is only in the 0600 file
+        with client_for(server.url, admin_key) as admin:
+            ok(admin.post("/tasks", json={"project": "cli", "title": "survives restarts"}), 201)
+            ok(admin.put("/ids/cli/US", json={"last_value": 27}))
+
+        # keys commands attach to the same embedded server while it runs
+        created = tracker("keys", "create", "--name", "bot", "--role", "read", "--tenant", "default", env=env)
+        assert created.returncode == 0, created.stderr
+        bot_key = created.stdout.strip()
+        assert re.fullmatch(r"trk_[\w-]{40,}", bot_key) and "shown only this once" in created.stderr
+        with client_for(server.url, bot_key) as bot:
+            assert ok(bot.get("/tasks"))["total"] == 1
+            problem(bot.post("/tasks", json={"project": "cli", "title": "no"}), 403, "FORBIDDEN")
+        listed = tracker("keys", "list", env=env)
+        assert listed.returncode == 0 and "bot" in listed.stdout and "admin" in listed.stdout
+        assert bot_key not in listed.stdout
+        dup = tracker("keys", "create", "--name", "bot", env=env)
+        assert dup.returncode == 2 and "already has an active key" in dup.stderr
+        assert tracker("keys", "revoke", "bot", env=env).returncode == 0
+        problem(httpx.get(server.url + "/tasks", headers={"X-API-Key": bot_key}), 401, "UNAUTHORIZED")
+        assert tracker("keys", "revoke", "bot", env=env).returncode == 1
+        assert postgres_running(data)  # the CLI processes left the server running
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0
+    assert not postgres_running(data), "SIGTERM must stop the embedded PostgreSQL too"
+
+    again = start_tracker(env, log, port=free_port())
+    try:
+        assert log.read_text().count("Created the first API key") == 1
+        with client_for(again.url, admin_key) as admin:
+            assert ok(admin.get("/tasks", params={"project": "cli"}))["tasks"][0]["title"] == "survives restarts"
+            assert ok(admin.get("/ids/next", params={"type": "US", "project": "cli"}))["next_id"] == "US-028"
+    finally:
+        again.stop()
+    assert not postgres_running(data)
+
+
+def test_migrate_and_dotenv(pg_url, tmp_path):
+    # .env is read, but a real environment variable wins over it.
+    (tmp_path / ".env").write_text(f"TRACKER_DATABASE_URL={pg_url}\nTRACKER_LOG_LEVEL=warning\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    result = subprocess.run([sys.executable, "-m", "tracker_service", "migrate"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    env["TRACKER_DATABASE_URL"] = "mysql://nowhere/x"
+    result = subprocess.run([sys.executable, "-m", "tracker_service", "migrate"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "must be a PostgreSQL URL" in result.stderr
+
+
+def test_bad_settings_are_clear_errors(tmp_path):
+    result = tracker("migrate", env={"TRACKER_PORT": "eighty"}, cwd=tmp_path)
+    assert result.returncode == 2 and "TRACKER_PORT must be an integer" in result.stderr
+    result = tracker("keys", "create", env={}, cwd=tmp_path)
+    assert result.returncode == 2 and "--name" in result.stderr

@@ -1,0 +1,82 @@
+"""Idempotency-Key: a repeat replays the first response without doing the work again."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.conftest import client_for
+from tests.helpers import ok, problem
+
+
+def test_repeat_replays_first_response(api, project):
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"project": project, "title": "once"}
+    first = api.post("/tasks", json=body, headers=headers)
+    second = api.post("/tasks", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert ok(api.get("/tasks", params={"project": project}))["total"] == 1
+
+
+def test_same_key_other_body_is_422(api, project):
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    ok(api.post("/tasks", json={"project": project, "title": "a"}, headers=headers), 201)
+    body = problem(api.post("/tasks", json={"project": project, "title": "b"}, headers=headers), 422,
+                   "IDEMPOTENCY_KEY_REUSED")
+    assert "different request" in body["detail"]
+    assert ok(api.get("/tasks", params={"project": project}))["total"] == 1
+
+
+def test_allocation_and_status_change_replay(api, project):
+    key = {"Idempotency-Key": "alloc-1"}
+    a = ok(api.post("/ids/next", json={"type": "US", "project_id": project}, headers=key), 201)
+    b = ok(api.post("/ids/next", json={"type": "US", "project_id": project}, headers=key), 201)
+    assert a == b and a["next_id"] == "US-001"
+    assert ok(api.post("/ids/next", json={"type": "US", "project_id": project}), 201)["next_id"] == "US-002"
+    task = ok(api.post("/tasks", json={"project": project, "title": "t"}), 201)
+    put = {"Idempotency-Key": "status-1"}
+    done = ok(api.put(f"/tasks/{task['id']}/status", json={"status": "completed"}, headers=put))
+    ok(api.put(f"/tasks/{task['id']}/status", json={"status": "pending"}))
+    # The replay returns the first answer and does not complete the reopened task again.
+    assert ok(api.put(f"/tasks/{task['id']}/status", json={"status": "completed"}, headers=put)) == done
+    assert ok(api.get(f"/tasks/{task['id']}"))["status"] == "pending"
+
+
+def test_failed_request_does_not_burn_the_key(api, project):
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    problem(api.post("/tasks", json={"project": project}, headers=headers), 400, "INVALID_REQUEST")
+    problem(api.post("/tasks", json={"project": project}, headers=headers), 400, "INVALID_REQUEST")
+    ok(api.post("/tasks", json={"project": project, "title": "fixed"}, headers={"Idempotency-Key": "other"}), 201)
+
+
+def test_keys_are_per_tenant(tracker_url, make_key, project):
+    headers = {"Idempotency-Key": "shared"}
+    with client_for(tracker_url, make_key(tenant_name="ia-" + project)) as a, \
+            client_for(tracker_url, make_key(tenant_name="ib-" + project)) as b:
+        ta = ok(a.post("/tasks", json={"project": project, "title": "a"}, headers=headers), 201)
+        tb = ok(b.post("/tasks", json={"project": project, "title": "b"}, headers=headers), 201)
+        assert ta["id"] != tb["id"]
+
+
+def test_concurrent_repeats_create_one_task(tracker_url, api_key, project):
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"project": project, "title": "raced"}
+
+    def send(_: int) -> tuple[int, str]:
+        with client_for(tracker_url, api_key) as c:
+            resp = c.post("/tasks", json=body, headers=headers)
+            return resp.status_code, resp.json()["id"]
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(send, range(16)))
+    assert {status for status, _ in results} == {201}
+    assert len({task_id for _, task_id in results}) == 1
+    with client_for(tracker_url, api_key) as c:
+        assert ok(c.get("/tasks", params={"project": project}))["total"] == 1
+
+
+def test_overlong_key_is_400(api, project):
+    problem(api.post("/tasks", json={"project": project, "title": "x"}, headers={"Idempotency-Key": "k" * 300}), 400,
+            "INVALID_REQUEST")
