@@ -59,11 +59,17 @@ class TrackerProcess:
 
 def start_tracker(env_overrides: dict[str, str], log: Path, port: int | None = None) -> TrackerProcess:
     port = port or free_port()
-    env = {**os.environ, "TRACKER_PORT": str(port), "TRACKER_LOG_LEVEL": "warning",
-           "TRACKER_DATA_DIR": str(log.parent / "data"), **env_overrides}
+    env = {
+        **os.environ,
+        "TRACKER_PORT": str(port),
+        "TRACKER_LOG_LEVEL": "warning",
+        "TRACKER_DATA_DIR": str(log.parent / "data"),
+        **env_overrides,
+    }
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tracker_service", "serve"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tracker_service", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -110,8 +116,9 @@ def tenant() -> str:
 def make_key(db, tenant: str) -> Callable[..., str]:  # type: ignore[no-untyped-def]
     def make(role: str = "write", tenant_name: str | None = None, name: str | None = None) -> str:
         with db.begin() as conn:
-            key, _ = create_key(conn, name=name or f"{role}-{uuid.uuid4().hex[:6]}", tenant=tenant_name or tenant,
-                                role=role)
+            key, _ = create_key(
+                conn, name=name or f"{role}-{uuid.uuid4().hex[:6]}", tenant=tenant_name or tenant, role=role
+            )
         return key
 
     return make

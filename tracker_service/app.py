@@ -52,7 +52,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[engine.dispose],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title="Agent Tracker", version=__version__, path="/schema", render_plugins=[JsonRenderPlugin()],
+            title="Agent Tracker",
+            version=__version__,
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
             description="Tasks, claims with leases and sequential IDs shared by AI agents.",
         ),
     )

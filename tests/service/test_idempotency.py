@@ -23,8 +23,9 @@ def test_repeat_replays_first_response(api, project):
 def test_same_key_other_body_is_422(api, project):
     headers = {"Idempotency-Key": str(uuid.uuid4())}
     ok(api.post("/tasks", json={"project": project, "title": "a"}, headers=headers), 201)
-    body = problem(api.post("/tasks", json={"project": project, "title": "b"}, headers=headers), 422,
-                   "IDEMPOTENCY_KEY_REUSED")
+    body = problem(
+        api.post("/tasks", json={"project": project, "title": "b"}, headers=headers), 422, "IDEMPOTENCY_KEY_REUSED"
+    )
     assert "different request" in body["detail"]
     assert ok(api.get("/tasks", params={"project": project}))["total"] == 1
 
@@ -53,8 +54,10 @@ def test_failed_request_does_not_burn_the_key(api, project):
 
 def test_keys_are_per_tenant(tracker_url, make_key, project):
     headers = {"Idempotency-Key": "shared"}
-    with client_for(tracker_url, make_key(tenant_name="ia-" + project)) as a, \
-            client_for(tracker_url, make_key(tenant_name="ib-" + project)) as b:
+    with (
+        client_for(tracker_url, make_key(tenant_name="ia-" + project)) as a,
+        client_for(tracker_url, make_key(tenant_name="ib-" + project)) as b,
+    ):
         ta = ok(a.post("/tasks", json={"project": project, "title": "a"}, headers=headers), 201)
         tb = ok(b.post("/tasks", json={"project": project, "title": "b"}, headers=headers), 201)
         assert ta["id"] != tb["id"]
@@ -78,5 +81,8 @@ def test_concurrent_repeats_create_one_task(tracker_url, api_key, project):
 
 
 def test_overlong_key_is_400(api, project):
-    problem(api.post("/tasks", json={"project": project, "title": "x"}, headers={"Idempotency-Key": "k" * 300}), 400,
-            "INVALID_REQUEST")
+    problem(
+        api.post("/tasks", json={"project": project, "title": "x"}, headers={"Idempotency-Key": "k" * 300}),
+        400,
+        "INVALID_REQUEST",
+    )

@@ -41,8 +41,10 @@ def test_ids_are_scoped_by_project_and_type(api, project):
     assert ok(api.post("/ids/next", json={"type": "BUG", "project_id": project}), 201)["next_id"] == "BUG-001"
     assert ok(api.post("/ids/next", json={"type": "US", "project_id": project + "x"}), 201)["next_id"] == "US-001"
     counters = ok(api.get("/ids", params={"project": project}))["counters"]
-    assert {(c["type"], c["last_id"], c["next_id"]) for c in counters} == {("BUG", "BUG-001", "BUG-002"),
-                                                                            ("US", "US-001", "US-002")}
+    assert {(c["type"], c["last_id"], c["next_id"]) for c in counters} == {
+        ("BUG", "BUG-001", "BUG-002"),
+        ("US", "US-001", "US-002"),
+    }
 
 
 def test_release_returns_unused_ids_reissued_lowest_first(api, project):
@@ -62,8 +64,9 @@ def test_commit_and_errors(api, project):
     assert ok(api.post(f"/ids/reservations/{rid}/commit"))["status"] == "committed"
     assert ok(api.post(f"/ids/reservations/{rid}/commit"))["status"] == "committed"  # retry is a no-op
     problem(api.post(f"/ids/reservations/{rid}/release"), 409, "CONFLICT")
-    body = problem(api.post("/ids/reservations/00000000-0000-0000-0000-000000000000/commit"), 404,
-                   "RESERVATION_NOT_FOUND")
+    body = problem(
+        api.post("/ids/reservations/00000000-0000-0000-0000-000000000000/commit"), 404, "RESERVATION_NOT_FOUND"
+    )
     assert "00000000" in body["detail"]
     body = problem(api.post("/ids/reservations/not-a-uuid/commit"), 400, "INVALID_REQUEST")
     assert body["errors"][0]["field"] == "reservation_id"
@@ -73,8 +76,9 @@ def test_commit_and_errors(api, project):
 
 def test_reserve_validation(api, project):
     for count in (0, 101, "x"):
-        problem(api.post("/ids/reserve", json={"type": "US", "count": count, "project_id": project}), 400,
-                "INVALID_REQUEST")
+        problem(
+            api.post("/ids/reserve", json={"type": "US", "count": count, "project_id": project}), 400, "INVALID_REQUEST"
+        )
     problem(api.post("/ids/reserve", json={"type": "U S", "count": 1, "project_id": project}), 400, "INVALID_REQUEST")
     problem(api.post("/ids/next", json={"type": "US"}), 400, "INVALID_REQUEST")
     problem(api.get("/ids/next", params={"type": "US"}), 400, "INVALID_REQUEST")
@@ -84,11 +88,13 @@ def test_reserve_validation(api, project):
 def test_lapsed_reservations_are_listed_not_reused(api, db, project):
     from sqlalchemy import text
 
-    rid = ok(api.post("/ids/reserve", json={"type": "US", "count": 3, "project_id": project, "ttl_seconds": 60}),
-             201)["reservation_id"]
+    rid = ok(api.post("/ids/reserve", json={"type": "US", "count": 3, "project_id": project, "ttl_seconds": 60}), 201)[
+        "reservation_id"
+    ]
     with db.begin() as conn:
-        conn.execute(text("UPDATE id_reservations SET expires_at = now() - interval '1 second' WHERE id = :id"),
-                     {"id": rid})
+        conn.execute(
+            text("UPDATE id_reservations SET expires_at = now() - interval '1 second' WHERE id = :id"), {"id": rid}
+        )
     lapsed = ok(api.get("/ids/reservations", params={"project": project, "status": "lapsed"}))
     assert [r["reservation_id"] for r in lapsed["reservations"]] == [rid]
     assert lapsed["reservations"][0]["status"] == "lapsed"

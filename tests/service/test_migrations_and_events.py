@@ -12,8 +12,17 @@ from tests.conftest import client_for
 from tests.helpers import ok, problem
 from tracker_service.db.engine import alembic_config, migrate, normalize_url
 
-TABLES = {"api_keys", "tasks", "task_dependencies", "id_counters", "id_free", "id_reservations",
-          "idempotency_records", "events", "alembic_version"}
+TABLES = {
+    "api_keys",
+    "tasks",
+    "task_dependencies",
+    "id_counters",
+    "id_free",
+    "id_reservations",
+    "idempotency_records",
+    "events",
+    "alembic_version",
+}
 
 
 def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
@@ -59,8 +68,17 @@ def test_every_mutation_is_logged_in_order(api, db, tenant, tracker_url, make_ke
     assert api.delete(f"/tasks/{task['id']}").status_code == 204
     rows = events_of(db, tenant)
     types = [r.type for r in rows if r.project == project]
-    assert types == ["task.created", "task.updated", "task.claimed", "task.status", "id.allocated", "id.reserved",
-                     "id.released", "id.counter_set", "task.deleted"]
+    assert types == [
+        "task.created",
+        "task.updated",
+        "task.claimed",
+        "task.status",
+        "id.allocated",
+        "id.reserved",
+        "id.released",
+        "id.counter_set",
+        "task.deleted",
+    ]
     claimed = next(r for r in rows if r.type == "task.claimed")
     assert claimed.actor == "robot" and "TASK-001" in claimed.summary
     assert [r.type for r in rows if r.project is None].count("key.created") >= 2
@@ -69,9 +87,14 @@ def test_every_mutation_is_logged_in_order(api, db, tenant, tracker_url, make_ke
 def test_failed_writes_leave_no_events(api, db, tenant, project):
     ok(api.post("/tasks", json={"project": project, "title": "a", "key": "K-1"}), 201)
     before = len(events_of(db, tenant))
-    problem(api.post("/tasks/batch", json={"tasks": [{"project": project, "title": "b"},
-                                                     {"project": project, "title": "c", "key": "K-1"}]}), 409,
-            "DUPLICATE_KEY")
+    problem(
+        api.post(
+            "/tasks/batch",
+            json={"tasks": [{"project": project, "title": "b"}, {"project": project, "title": "c", "key": "K-1"}]},
+        ),
+        409,
+        "DUPLICATE_KEY",
+    )
     assert len(events_of(db, tenant)) == before
     assert ok(api.get("/tasks", params={"project": project}))["total"] == 1
     # Nor did the failed batch consume an ID: the next automatic key follows on.

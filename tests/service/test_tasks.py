@@ -12,8 +12,19 @@ def create(api, project, **fields):
 
 
 def test_create_get_and_defaults(api, project):
-    task = ok(api.post("/tasks", json={"project": project, "title": "Fix BUG-010", "priority": "critical",
-                                       "assigned_to": "cc", "tags": ["bug", "p1"]}), 201)
+    task = ok(
+        api.post(
+            "/tasks",
+            json={
+                "project": project,
+                "title": "Fix BUG-010",
+                "priority": "critical",
+                "assigned_to": "cc",
+                "tags": ["bug", "p1"],
+            },
+        ),
+        201,
+    )
     assert task["key"] == task["task_id"] == "TASK-001"
     assert (task["status"], task["priority"], task["project"]) == ("pending", "critical", project)
     assert task["tags"] == ["bug", "p1"] and task["completed_at"] is None
@@ -22,8 +33,13 @@ def test_create_get_and_defaults(api, project):
 
 
 def test_spec_001_field_names_and_title_from_description(api, project):
-    task = ok(api.post("/tasks", json={"project_id": project, "task_id": "TASK-046",
-                                       "description": "Generate HLS-006\nwith the template"}), 201)
+    task = ok(
+        api.post(
+            "/tasks",
+            json={"project_id": project, "task_id": "TASK-046", "description": "Generate HLS-006\nwith the template"},
+        ),
+        201,
+    )
     assert task["key"] == "TASK-046" and task["title"] == "Generate HLS-006"
     # A key chosen by hand moves the TASK counter ahead, so automatic keys never collide with it.
     assert create(api, project)["key"] == "TASK-047"
@@ -35,16 +51,21 @@ def test_task_needs_title_or_description(api, project):
 
 
 def test_bad_input_is_400_naming_the_field(api, project):
-    body = problem(api.post("/tasks", json={"project": project, "title": "x", "priority": "urgent"}), 400,
-                   "INVALID_REQUEST")
+    body = problem(
+        api.post("/tasks", json={"project": project, "title": "x", "priority": "urgent"}), 400, "INVALID_REQUEST"
+    )
     assert any(e["field"] == "priority" for e in body["errors"]), body
     body = problem(api.post("/tasks", json={"project": project, "title": "x", "colour": "red"}), 400, "INVALID_REQUEST")
     assert any(e["field"] == "colour" for e in body["errors"]), body
-    body = problem(api.post("/tasks", json={"project": project, "title": "x", "related_handoff_id": "nope"}), 400,
-                   "INVALID_REQUEST")
+    body = problem(
+        api.post("/tasks", json={"project": project, "title": "x", "related_handoff_id": "nope"}),
+        400,
+        "INVALID_REQUEST",
+    )
     assert any(e["field"] == "related_handoff_id" for e in body["errors"]), body
-    problem(api.post("/tasks", content=b"{not json", headers={"content-type": "application/json"}), 400,
-            "INVALID_REQUEST")
+    problem(
+        api.post("/tasks", content=b"{not json", headers={"content-type": "application/json"}), 400, "INVALID_REQUEST"
+    )
     problem(api.post("/tasks", json=[1, 2]), 400, "INVALID_REQUEST")
     problem(api.get("/tasks", params={"limit": "zero"}), 400, "INVALID_REQUEST")
     problem(api.get("/tasks", params={"status": "finished"}), 400, "INVALID_REQUEST")
@@ -53,8 +74,9 @@ def test_bad_input_is_400_naming_the_field(api, project):
 
 def test_duplicate_key_is_409(api, project):
     create(api, project, key="BUG-1")
-    body = problem(api.post("/tasks", json={"project": project, "title": "again", "key": "BUG-1"}), 409,
-                   "DUPLICATE_KEY")
+    body = problem(
+        api.post("/tasks", json={"project": project, "title": "again", "key": "BUG-1"}), 409, "DUPLICATE_KEY"
+    )
     assert "BUG-1" in body["detail"]
 
 
@@ -96,8 +118,12 @@ def test_list_filters_paging_and_summaries(api, project):
 
 def test_patch_fields_and_immutables(api, project):
     task = create(api, project, notes="a")
-    patched = ok(api.patch(f"/tasks/{task['key']}", json={"notes": "Started", "priority": "high", "tags": ["z"],
-                                                          "assigned_to": None, "due_date": "2026-12-01"}))
+    patched = ok(
+        api.patch(
+            f"/tasks/{task['key']}",
+            json={"notes": "Started", "priority": "high", "tags": ["z"], "assigned_to": None, "due_date": "2026-12-01"},
+        )
+    )
     assert (patched["notes"], patched["priority"], patched["tags"]) == ("Started", "high", ["z"])
     assert patched["due_date"].startswith("2026-12-01T00:00:00")
     assert patched["updated_at"] > task["updated_at"]
@@ -111,8 +137,11 @@ def test_status_state_machine(api, project):
     key = create(api, project)["key"]
     moved = ok(api.put(f"/tasks/{key}/status", json={"status": "in_progress"}))["updated_task"]
     assert moved["status"] == "in_progress" and moved["lease_expires_at"]
-    done = ok(api.put(f"/tasks/{key}/status", json={"status": "completed", "completion_notes": "Done",
-                                                    "result": {"ok": True}}))["updated_task"]
+    done = ok(
+        api.put(
+            f"/tasks/{key}/status", json={"status": "completed", "completion_notes": "Done", "result": {"ok": True}}
+        )
+    )["updated_task"]
     assert done["completed_at"] and done["completion_notes"] == "Done" and done["result"] == {"ok": True}
     assert done["lease_expires_at"] is None
     # A repeat is a no-op success (agents retry).
@@ -145,7 +174,8 @@ def test_next_task_by_priority_then_age_and_dependencies(api, project):
     assert ok(api.get("/tasks/next", params={"project": project}))["task"]["title"] == "first"
     assert ok(api.get("/tasks/next", params={"project": project, "status": "pending"}))["task"]["title"] == "first"
     assert ok(api.get(f"/tasks/{crit['key']}"))["depends_on"] == [
-        {"id": first["id"], "key": first["key"], "status": "pending"}]
+        {"id": first["id"], "key": first["key"], "status": "pending"}
+    ]
     ok(api.put(f"/tasks/{first['key']}/status", json={"status": "completed"}))
     assert ok(api.get("/tasks/next", params={"project": project}))["task"]["title"] == "crit"
     problem(api.get("/tasks/next"), 400, "INVALID_REQUEST")
@@ -169,8 +199,9 @@ def test_claim_next_and_release(api, project):
 def test_dependency_rules(api, project):
     a = create(api, project)
     b = create(api, project, depends_on=[a["id"]])
-    body = problem(api.post("/tasks", json={"project": project, "title": "x", "depends_on": ["TASK-404"]}), 400,
-                   "INVALID_REQUEST")
+    body = problem(
+        api.post("/tasks", json={"project": project, "title": "x", "depends_on": ["TASK-404"]}), 400, "INVALID_REQUEST"
+    )
     assert "TASK-404" in body["detail"]
     problem(api.patch(f"/tasks/{a['key']}", json={"depends_on": [b["key"]]}), 409, "DEPENDENCY_CYCLE")
     problem(api.patch(f"/tasks/{a['key']}", json={"depends_on": [a["key"]]}), 400, "INVALID_REQUEST")
@@ -179,19 +210,40 @@ def test_dependency_rules(api, project):
 
 def test_batch_all_or_nothing(api, project):
     # spec 001 scenario 6
-    out = ok(api.post("/tasks/batch", json={"tasks": [
-        {"task_id": "TASK-046", "project_id": project, "description": "Generate HLS-006"},
-        {"task_id": "TASK-047", "project_id": project, "description": "Generate HLS-007", "depends_on": ["TASK-046"]},
-    ]}), 201)
+    out = ok(
+        api.post(
+            "/tasks/batch",
+            json={
+                "tasks": [
+                    {"task_id": "TASK-046", "project_id": project, "description": "Generate HLS-006"},
+                    {
+                        "task_id": "TASK-047",
+                        "project_id": project,
+                        "description": "Generate HLS-007",
+                        "depends_on": ["TASK-046"],
+                    },
+                ]
+            },
+        ),
+        201,
+    )
     assert out["success"] is True and out["tasks_added"] == 2 and out["task_ids"] == ["TASK-046", "TASK-047"]
     assert len(out["ids"]) == 2
-    bad = api.post("/tasks/batch", json={"tasks": [
-        {"project": project, "title": "would be fine"},
-        {"project": project, "title": "dup", "key": "TASK-046"},
-    ]})
+    bad = api.post(
+        "/tasks/batch",
+        json={
+            "tasks": [
+                {"project": project, "title": "would be fine"},
+                {"project": project, "title": "dup", "key": "TASK-046"},
+            ]
+        },
+    )
     problem(bad, 409, "DUPLICATE_KEY")
-    problem(api.post("/tasks/batch", json={"tasks": [{"project": project, "title": "ok"}, {"project": project}]}), 400,
-            "INVALID_REQUEST")
+    problem(
+        api.post("/tasks/batch", json={"tasks": [{"project": project, "title": "ok"}, {"project": project}]}),
+        400,
+        "INVALID_REQUEST",
+    )
     problem(api.post("/tasks/batch", json={"tasks": []}), 400, "INVALID_REQUEST")
     assert ok(api.get("/tasks", params={"project": project}))["total"] == 2
 
@@ -207,3 +259,19 @@ def test_mcp_prefix_serves_the_same_tasks(api, project):
 def test_unknown_route_and_method_are_problems(api):
     problem(api.get("/nope"), 404, "NOT_FOUND")
     problem(api.post("/health"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_values_postgresql_cannot_store_are_400_not_500(api, project):
+    body = problem(api.post("/tasks", json={"project": project, "title": "a\u0000b"}), 400, "INVALID_REQUEST")
+    assert "NUL" in body["detail"] and "title" in body["detail"]
+    problem(
+        api.post("/tasks", json={"project": project, "title": "x", "result": {"k": ["\u0000"]}}), 400, "INVALID_REQUEST"
+    )
+    problem(api.get("/tasks", params={"assigned_to": "a\u0000"}), 400, "INVALID_REQUEST")
+    problem(api.get("/tasks", params={"offset": 10**20}), 400, "INVALID_REQUEST")
+    problem(
+        api.post("/tasks/next", json={"project": project, "agent": "a", "lease_seconds": 10**30}),
+        400,
+        "INVALID_REQUEST",
+    )
+    assert ok(api.get("/tasks", params={"project": project}))["total"] == 0

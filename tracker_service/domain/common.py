@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -45,7 +45,7 @@ IdType = Annotated[
 def _aware(value: datetime | None) -> datetime | None:
     # A time without a zone is taken as UTC rather than the server's local time.
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -56,6 +56,31 @@ class StrictModel(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_max_length=1_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # PostgreSQL cannot store U+0000 in text or jsonb; say so instead of failing at the database.
+        if path := _nul_path(data, ()):
+            raise ValueError(f"{'.'.join(path) or 'body'} contains a NUL character (\\u0000), which cannot be stored")
+        return data
+
+
+def _nul_path(value: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (*path, key.replace("\x00", "?"))
+        if (found := _nul_path(item, (*path, str(key)))) is not None:
+            return found
+    return None
 
 
 class OutModel(BaseModel):

@@ -122,6 +122,8 @@ class RequestContext(ASGIMiddleware):
         method = scope["method"]
         writes = method not in SAFE_METHODS
         needed = scope["route_handler"].opt.get("role", "write" if writes else "read")
+        # Read the (bounded) body before taking a pooled connection, so slow uploads hold none.
+        body = await self._read_body(headers, receive) if writes else b""
         async with self.engine.connect() as conn:
             principal = await authenticate(conn, key)
             if principal is None:
@@ -138,7 +140,6 @@ class RequestContext(ASGIMiddleware):
                 finally:
                     await conn.rollback()
                 return
-            body = await self._read_body(headers, receive)
             replayed = _replaying_receive(body)
             idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
             if idem_key is not None:
@@ -251,6 +252,3 @@ async def _store_response(conn: AsyncConnection, principal: Principal, key: str,
         .where(idempotency_records.c.tenant == principal.tenant, idempotency_records.c.key == key)
         .values(status_code=captured.status, content_type=captured.content_type(), body=captured.body())
     )
-
-
-

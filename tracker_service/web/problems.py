@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from tracker_service.errors import TrackerError
 
@@ -33,8 +33,13 @@ CODE_BY_STATUS = {
 
 
 def problem(
-    status: int, code: str, title: str, detail: str, request: Request | None = None,
-    headers: dict[str, str] | None = None, **extra: Any,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": f"https://agent-tracker.dev/problems/{code.lower().replace('_', '-')}",
@@ -86,20 +91,39 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def database_error(request: Request, exc: DBAPIError) -> Response:
+    if isinstance(exc, DataError):
+        # A value the schemas let through but PostgreSQL refuses (e.g. a NUL in a query parameter).
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
+        return problem(
+            400,
+            "INVALID_REQUEST",
+            "Invalid request",
+            f"a value could not be stored or compared: {reason}",
+            request,
+            errors=[],
+        )
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         log.warning("database unavailable: %s", exc.orig)
-        return problem(503, "DATABASE_UNAVAILABLE", "Database unavailable",
-                       "the database is unreachable; nothing was changed, retry shortly", request,
-                       headers={"Retry-After": "1"})
+        return problem(
+            503,
+            "DATABASE_UNAVAILABLE",
+            "Database unavailable",
+            "the database is unreachable; nothing was changed, retry shortly",
+            request,
+            headers={"Retry-After": "1"},
+        )
     return unexpected_error(request, exc)
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(500, "SERVER_ERROR", "Internal server error",
-                   "the tracker failed unexpectedly; nothing was changed. The error is in the tracker's log.", request)
-
-
+    return problem(
+        500,
+        "SERVER_ERROR",
+        "Internal server error",
+        "the tracker failed unexpectedly; nothing was changed. The error is in the tracker's log.",
+        request,
+    )
 
 
 def pydantic_error(request: Request, exc: Any) -> Response:

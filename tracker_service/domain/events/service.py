@@ -11,7 +11,13 @@ from tracker_service.db.models import events
 
 
 def event_values(
-    tenant: str, type_: str, summary: str, *, project: str | None, entity_id: object, actor: str | None,
+    tenant: str,
+    type_: str,
+    summary: str,
+    *,
+    project: str | None,
+    entity_id: object,
+    actor: str | None,
     data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from typing import Annotated
+
 from litestar import Controller, Request, get, post, put
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from tracker_service.domain.ids.schemas import (
     AllocateIn,
@@ -18,8 +19,10 @@ from tracker_service.domain.ids.schemas import (
 )
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.web.deps import one_of, page_limit, parse_uuid, provide_ids
+from tracker_service.web.params import Limit, Offset, ProjectIdQuery, ProjectQuery, TextQuery
 
 RESERVATION_STATUSES = ("active", "lapsed", "committed", "released")
+TypeQuery = Annotated[str | None, QueryParameter(description="Artifact type, e.g. US", max_length=20)]
 
 
 class IdController(Controller):
@@ -29,57 +32,88 @@ class IdController(Controller):
 
     @get("/next")
     async def peek_next_id(
-        self, id_registry: IdRegistry, type: str | None = None, project: str | None = None, project_id: str | None = None
+        self,
+        id_registry: NamedDependency[IdRegistry],
+        type: TypeQuery = None,
+        project: ProjectQuery = None,
+        project_id: ProjectIdQuery = None,
     ) -> NextIdOut:
         """The ID the next allocation would return; allocates nothing."""
         scope = AllocateIn.model_validate({"type": type, "project_id": project or project_id})
         return await id_registry.peek(scope.project_id, scope.type)
 
     @post("/next")
-    async def allocate_id(self, id_registry: IdRegistry, data: AllocateIn) -> NextIdOut:
+    async def allocate_id(self, id_registry: NamedDependency[IdRegistry], data: JSONBody[AllocateIn]) -> NextIdOut:
         """Allocate the next ID atomically: no two callers ever get the same one."""
         return await id_registry.allocate(data.project_id, data.type)
 
     @post("/reserve")
-    async def reserve_ids(self, request: Request, id_registry: IdRegistry, data: ReserveIn) -> ReservationOut:
+    async def reserve_ids(
+        self, request: Request, id_registry: NamedDependency[IdRegistry], data: JSONBody[ReserveIn]
+    ) -> ReservationOut:
         """Reserve `count` contiguous IDs, never handed to anyone else."""
         ttl = data.ttl_seconds or request.app.state.settings.default_reservation_ttl_seconds
         return await id_registry.reserve(data.project_id, data.type, data.count, ttl)
 
     @get("/reservations")
     async def list_reservations(
-        self, request: Request, id_registry: IdRegistry, project: str | None = None, type: str | None = None,
-        status: str | None = None, limit: Annotated[int, Parameter(ge=1)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        self,
+        request: Request,
+        id_registry: NamedDependency[IdRegistry],
+        project: ProjectQuery = None,
+        type: TypeQuery = None,
+        status: TextQuery = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> ReservationPage:
         """Reservations, newest first; status=lapsed lists active ones past their expiry."""
         statuses = one_of("status", status, RESERVATION_STATUSES)
-        return await id_registry.list_reservations(project, type.upper() if type else None, statuses[0] if statuses else None,
-                                           page_limit(request, limit), offset)
+        return await id_registry.list_reservations(
+            project,
+            type.upper() if type else None,
+            statuses[0] if statuses else None,
+            page_limit(request, limit),
+            offset,
+        )
 
     @get("/reservations/{reservation_id:str}")
-    async def get_reservation(self, id_registry: IdRegistry, reservation_id: str) -> ReservationOut:
+    async def get_reservation(
+        self, id_registry: NamedDependency[IdRegistry], reservation_id: FromPath[str]
+    ) -> ReservationOut:
         return await id_registry.get_reservation(parse_uuid("reservation_id", reservation_id))
 
     @post("/reservations/{reservation_id:str}/commit", status_code=200)
-    async def commit_reservation(self, id_registry: IdRegistry, reservation_id: str) -> ReservationOut:
+    async def commit_reservation(
+        self, id_registry: NamedDependency[IdRegistry], reservation_id: FromPath[str]
+    ) -> ReservationOut:
         """Mark every ID of the reservation as used."""
         return await id_registry.commit(parse_uuid("reservation_id", reservation_id))
 
     @post("/reservations/{reservation_id:str}/release", status_code=200)
     async def release_reservation(
-        self, id_registry: IdRegistry, reservation_id: str, data: ReleaseIn | None = None
+        self,
+        id_registry: NamedDependency[IdRegistry],
+        reservation_id: FromPath[str],
+        data: JSONBody[ReleaseIn | None] = None,
     ) -> ReservationOut:
         """Return the reservation's unused IDs (all but `keep`) to the pool; they are reissued lowest first."""
         return await id_registry.release(parse_uuid("reservation_id", reservation_id), (data or ReleaseIn()).keep)
 
     @get("/")
-    async def list_counters(self, id_registry: IdRegistry, project: str | None = None) -> CounterList:
+    async def list_counters(
+        self, id_registry: NamedDependency[IdRegistry], project: ProjectQuery = None
+    ) -> CounterList:
         """Counters of the tenant: last issued value and next ID per project and type."""
         return CounterList(counters=await id_registry.counters(project))
 
     @put("/{project:str}/{type:str}", opt={"role": "admin"})
-    async def set_counter(self, id_registry: IdRegistry, project: str, type: str, data: CounterIn) -> CounterOut:
+    async def set_counter(
+        self,
+        id_registry: NamedDependency[IdRegistry],
+        project: FromPath[str],
+        type: FromPath[str],
+        data: JSONBody[CounterIn],
+    ) -> CounterOut:
         """Admin: move a counter forward to adopt IDs that already exist elsewhere."""
         scope = AllocateIn.model_validate({"type": type, "project_id": project})
         return await id_registry.set_counter(scope.project_id, scope.type, data.last_value)

@@ -139,13 +139,23 @@ class IdRegistry:
         row = (
             await self.conn.execute(
                 _RESERVE,
-                {"tenant": self.tenant, "project": project, "type": type_, "count": count,
-                 "ttl": timedelta(seconds=ttl_seconds), "actor": self.principal.name},
+                {
+                    "tenant": self.tenant,
+                    "project": project,
+                    "type": type_,
+                    "count": count,
+                    "ttl": timedelta(seconds=ttl_seconds),
+                    "actor": self.principal.name,
+                },
             )
         ).one()
         out = _reservation_out(row, row.now)
-        await self._event(project, "id.reserved",
-                          f"{count} IDs reserved: {out.reserved_ids[0]}..{out.reserved_ids[-1]}", str(out.reservation_id))
+        await self._event(
+            project,
+            "id.reserved",
+            f"{count} IDs reserved: {out.reserved_ids[0]}..{out.reserved_ids[-1]}",
+            str(out.reservation_id),
+        )
         return out
 
     async def get_reservation(self, reservation_id: UUID) -> ReservationOut:
@@ -166,35 +176,43 @@ class IdRegistry:
             current = await self.get_reservation(reservation_id)
             if current.status == "committed":
                 return current
-            raise Conflict(f"reservation {reservation_id} was released; its IDs went back to the pool",
-                           current_status=current.status)
+            raise Conflict(
+                f"reservation {reservation_id} was released; its IDs went back to the pool",
+                current_status=current.status,
+            )
         out = _reservation_out(row, row.now)
-        await self._event(out.project, "id.committed", f"reservation committed: {len(out.reserved_ids)} IDs",
-                          str(reservation_id))
+        await self._event(
+            out.project, "id.committed", f"reservation committed: {len(out.reserved_ids)} IDs", str(reservation_id)
+        )
         return out
 
     async def release(self, reservation_id: UUID, keep: list[str]) -> ReservationOut:
         current = await self.get_reservation(reservation_id)  # the range itself never changes
         unknown = sorted(set(keep) - set(current.reserved_ids))
         if unknown:
-            raise InvalidRequest(f"keep lists IDs that are not in this reservation: {', '.join(unknown)}",
-                                 reserved_ids=current.reserved_ids)
+            raise InvalidRequest(
+                f"keep lists IDs that are not in this reservation: {', '.join(unknown)}",
+                reserved_ids=current.reserved_ids,
+            )
         values = [current.first_value + i for i, rid in enumerate(current.reserved_ids) if rid not in set(keep)]
         row = await self._close(reservation_id, "released", released=values)
         if row is None:
             current = await self.get_reservation(reservation_id)
             if current.status == "released":
                 return current
-            raise Conflict(f"reservation {reservation_id} is committed; its IDs are in use and cannot be released",
-                           current_status=current.status)
+            raise Conflict(
+                f"reservation {reservation_id} is committed; its IDs are in use and cannot be released",
+                current_status=current.status,
+            )
         if values:
             await self.conn.execute(
                 pg_insert(id_free).on_conflict_do_nothing(),
                 [{"tenant": self.tenant, "project": current.project, "type": current.type, "value": v} for v in values],
             )
         out = _reservation_out(row, row.now)
-        await self._event(out.project, "id.released", f"reservation released: {len(values)} IDs returned",
-                          str(reservation_id))
+        await self._event(
+            out.project, "id.released", f"reservation released: {len(values)} IDs returned", str(reservation_id)
+        )
         return out
 
     async def list_reservations(
@@ -240,14 +258,24 @@ class IdRegistry:
         ).scalar_one_or_none() or 0
 
     async def _event(self, project: str, type_: str, summary: str, entity_id: str) -> None:
-        await record(self.conn, [event_values(self.tenant, type_, summary, project=project, entity_id=entity_id,
-                                              actor=self.principal.name)])
+        await record(
+            self.conn,
+            [
+                event_values(
+                    self.tenant, type_, summary, project=project, entity_id=entity_id, actor=self.principal.name
+                )
+            ],
+        )
 
 
 def _counter_out(project: str, type_: str, last_value: int) -> CounterOut:
-    return CounterOut(project=project, type=type_, last_value=last_value,
-                      last_id=format_id(type_, last_value) if last_value else None,
-                      next_id=format_id(type_, last_value + 1))
+    return CounterOut(
+        project=project,
+        type=type_,
+        last_value=last_value,
+        last_id=format_id(type_, last_value) if last_value else None,
+        next_id=format_id(type_, last_value + 1),
+    )
 
 
 def _reservation_out(row: Any, now: Any) -> ReservationOut:
@@ -255,7 +283,14 @@ def _reservation_out(row: Any, now: Any) -> ReservationOut:
     ids = [format_id(row.type, row.first_value + i) for i in range(row.count)]
     released = {format_id(row.type, v) for v in (row.released_values or [])}
     return ReservationOut(
-        reservation_id=row.id, project=row.project, type=row.type, status=status, reserved_ids=ids,
-        released_ids=[i for i in ids if i in released], first_value=row.first_value,
-        expires_at=row.expires_at, created_at=row.created_at, closed_at=row.closed_at,
+        reservation_id=row.id,
+        project=row.project,
+        type=row.type,
+        status=status,
+        reserved_ids=ids,
+        released_ids=[i for i in ids if i in released],
+        first_value=row.first_value,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        closed_at=row.closed_at,
     )

@@ -53,19 +53,31 @@ def create_key(conn: Connection, name: str, tenant: str = "default", role: str =
         raise ValueError("name and tenant must not be empty")
     key = PREFIX + secrets.token_urlsafe(32)
     exists = conn.execute(
-        select(api_keys.c.id).where(api_keys.c.tenant == tenant, api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+        select(api_keys.c.id).where(
+            api_keys.c.tenant == tenant, api_keys.c.name == name, api_keys.c.revoked_at.is_(None)
+        )
     ).first()
     if exists:
         raise ValueError(f"tenant {tenant!r} already has an active key named {name!r}; revoke it or pick another name")
-    row = conn.execute(
-        insert(api_keys)
-        .values(tenant=tenant, name=name, role=role, key_hash=hash_key(key), prefix=key[:10])
-        .returning(api_keys)
-    ).one()._asdict()
+    row = (
+        conn.execute(
+            insert(api_keys)
+            .values(tenant=tenant, name=name, role=role, key_hash=hash_key(key), prefix=key[:10])
+            .returning(api_keys)
+        )
+        .one()
+        ._asdict()
+    )
     conn.execute(
         insert(events).values(
-            event_values(tenant, "key.created", f"API key created: {name} ({role})", project=None,
-                         entity_id=row["id"], actor="cli")
+            event_values(
+                tenant,
+                "key.created",
+                f"API key created: {name} ({role})",
+                project=None,
+                entity_id=row["id"],
+                actor="cli",
+            )
         )
     )
     return key, row
@@ -73,8 +85,15 @@ def create_key(conn: Connection, name: str, tenant: str = "default", role: str =
 
 def list_keys(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
-        select(api_keys.c.id, api_keys.c.tenant, api_keys.c.name, api_keys.c.role, api_keys.c.prefix,
-               api_keys.c.created_at, api_keys.c.revoked_at).order_by(api_keys.c.tenant, api_keys.c.created_at)
+        select(
+            api_keys.c.id,
+            api_keys.c.tenant,
+            api_keys.c.name,
+            api_keys.c.role,
+            api_keys.c.prefix,
+            api_keys.c.created_at,
+            api_keys.c.revoked_at,
+        ).order_by(api_keys.c.tenant, api_keys.c.created_at)
     )
     return [r._asdict() for r in rows]
 
@@ -91,14 +110,25 @@ def revoke_key(conn: Connection, ref: str, tenant: str | None = None) -> list[di
     rows = [
         r._asdict()
         for r in conn.execute(
-            update(api_keys).where(*cond).values(revoked_at=func.now()).returning(api_keys.c.id, api_keys.c.tenant, api_keys.c.name)
+            update(api_keys)
+            .where(*cond)
+            .values(revoked_at=func.now())
+            .returning(api_keys.c.id, api_keys.c.tenant, api_keys.c.name)
         )
     ]
     for r in rows:
-        conn.execute(insert(events).values(
-            event_values(r["tenant"], "key.revoked", f"API key revoked: {r['name']}", project=None,
-                         entity_id=r["id"], actor="cli")
-        ))
+        conn.execute(
+            insert(events).values(
+                event_values(
+                    r["tenant"],
+                    "key.revoked",
+                    f"API key revoked: {r['name']}",
+                    project=None,
+                    entity_id=r["id"],
+                    actor="cli",
+                )
+            )
+        )
     return rows
 
 

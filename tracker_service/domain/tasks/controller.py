@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, delete, get, patch, post, put
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, QueryParameter
 
 from tracker_service.domain.tasks.schemas import (
     BatchIn,
@@ -20,10 +20,12 @@ from tracker_service.domain.tasks.schemas import (
 )
 from tracker_service.domain.tasks.service import TaskService
 from tracker_service.domain.tasks.states import PRIORITIES, STATUSES
+from tracker_service.errors import InvalidRequest
 from tracker_service.web.deps import one_of, page_limit, provide_tasks
+from tracker_service.web.params import Limit, Offset, ProjectIdQuery, ProjectQuery, RefProject, TaskRefPath, TextQuery
 
-Project = Annotated[str | None, Parameter(description="Project name; also accepted as project_id", max_length=100)]
-RefProject = Annotated[str | None, Parameter(description="Project of the task, when its key exists in several")]
+StatusFilter = Annotated[str | None, QueryParameter(description="Status, or several comma-separated")]
+DONE = {"done": "completed"}
 
 
 class TaskController(Controller):
@@ -32,68 +34,100 @@ class TaskController(Controller):
     dependencies = {"task_service": Provide(provide_tasks, sync_to_thread=False)}
 
     @post("/")
-    async def create_task(self, task_service: TaskService, data: TaskIn) -> TaskOut:
+    async def create_task(self, task_service: NamedDependency[TaskService], data: JSONBody[TaskIn]) -> TaskOut:
         """Create a task; its key comes from the ID registry (type TASK) unless given."""
         return await task_service.create(data)
 
     @get("/")
     async def list_tasks(
-        self, request: Request, task_service: TaskService, project: Project = None, project_id: Project = None,
-        status: str | None = None, assigned_to: str | None = None, priority: str | None = None,
-        tag: str | None = None, limit: Annotated[int, Parameter(ge=1)] = 50, offset: Annotated[int, Parameter(ge=0)] = 0,
+        self,
+        request: Request,
+        task_service: NamedDependency[TaskService],
+        project: ProjectQuery = None,
+        project_id: ProjectIdQuery = None,
+        status: StatusFilter = None,
+        assigned_to: TextQuery = None,
+        priority: TextQuery = None,
+        tag: TextQuery = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> TaskPage:
-        """List task summaries, highest priority first; `status` may list several, comma-separated."""
+        """List task summaries, highest priority first, then oldest."""
         priorities = one_of("priority", priority, PRIORITIES)
         return await task_service.list(
-            project=project or project_id, statuses=one_of("status", status, STATUSES, {"done": "completed"}),
-            assigned_to=assigned_to, priority=priorities[0] if priorities else None, tag=tag,
-            limit=page_limit(request, limit), offset=offset,
+            project=project or project_id,
+            statuses=one_of("status", status, STATUSES, DONE),
+            assigned_to=assigned_to,
+            priority=priorities[0] if priorities else None,
+            tag=tag,
+            limit=page_limit(request, limit),
+            offset=offset,
         )
 
     @post("/batch")
-    async def add_tasks(self, task_service: TaskService, data: BatchIn) -> BatchOut:
+    async def add_tasks(self, task_service: NamedDependency[TaskService], data: JSONBody[BatchIn]) -> BatchOut:
         """Create several tasks at once: all of them or none."""
         return await task_service.create_batch(data.tasks)
 
     @get("/next")
     async def peek_next_task(
-        self, task_service: TaskService, project: Project = None, project_id: Project = None, status: str = "pending",
-        agent: str | None = None,
+        self,
+        task_service: NamedDependency[TaskService],
+        project: ProjectQuery = None,
+        project_id: ProjectIdQuery = None,
+        status: StatusFilter = "pending",
+        agent: TextQuery = None,
     ) -> NextTaskOut:
         """The task a claim would take now: highest priority, then oldest, dependencies completed. Reads only."""
-        (status_value,) = one_of("status", status, STATUSES, {"done": "completed"}) or ["pending"]
-        return NextTaskOut(task=await task_service.peek_next(_required_project(project or project_id), status_value, agent))
+        statuses = one_of("status", status, STATUSES, DONE) or ["pending"]
+        return NextTaskOut(task=await task_service.peek_next(_required(project or project_id), statuses[0], agent))
 
     @post("/next", status_code=200)
-    async def claim_next_task(self, task_service: TaskService, data: ClaimIn) -> NextTaskOut:
+    async def claim_next_task(self, task_service: NamedDependency[TaskService], data: JSONBody[ClaimIn]) -> NextTaskOut:
         """Atomically take the next ready task for an agent (in_progress, leased); null when none is left."""
         return NextTaskOut(task=await task_service.claim_next(data))
 
     @get("/{ref:str}")
-    async def get_task(self, task_service: TaskService, ref: str, project: RefProject = None) -> TaskOut:
+    async def get_task(
+        self, task_service: NamedDependency[TaskService], ref: TaskRefPath, project: RefProject = None
+    ) -> TaskOut:
         """One task by UUID or key."""
         return await task_service.get(ref, project)
 
     @patch("/{ref:str}")
-    async def update_task(self, task_service: TaskService, ref: str, data: TaskPatch, project: RefProject = None) -> TaskOut:
+    async def update_task(
+        self,
+        task_service: NamedDependency[TaskService],
+        ref: TaskRefPath,
+        data: JSONBody[TaskPatch],
+        project: RefProject = None,
+    ) -> TaskOut:
         """Change fields of a task; a status change follows the state machine."""
         return await task_service.patch(ref, project, data)
 
     @put("/{ref:str}/status")
-    async def update_task_status(self, task_service: TaskService, ref: str, data: StatusIn, project: RefProject = None) -> StatusOut:
+    async def update_task_status(
+        self,
+        task_service: NamedDependency[TaskService],
+        ref: TaskRefPath,
+        data: JSONBody[StatusIn],
+        project: RefProject = None,
+    ) -> StatusOut:
         """Move a task to a new status; completing it sets completed_at."""
         return StatusOut(updated_task=await task_service.set_status(ref, project, data))
 
     @delete("/{ref:str}")
-    async def delete_task(self, task_service: TaskService, ref: str, project: RefProject = None) -> None:
+    async def delete_task(
+        self, task_service: NamedDependency[TaskService], ref: TaskRefPath, project: RefProject = None
+    ) -> None:
         """Delete a task (tasks that depended on it lose that dependency)."""
         await task_service.delete(ref, project)
 
 
-def _required_project(project: str | None) -> str:
-    from tracker_service.errors import InvalidRequest
-
+def _required(project: str | None) -> str:
     if not project:
-        raise InvalidRequest("project is required (query parameter project or project_id)",
-                             errors=[{"field": "project", "message": "required", "source": "query"}])
+        raise InvalidRequest(
+            "project is required (query parameter project or project_id)",
+            errors=[{"field": "project", "message": "required", "source": "query"}],
+        )
     return project

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, case, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import Row, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -63,8 +63,9 @@ ORDER = (tasks.c.priority_rank, tasks.c.created_at, tasks.c.id)
 
 def _ready(candidate: Any) -> Any:
     """No dependency of the candidate is unfinished."""
-    return ~exists().where(deps.c.task_id == candidate.c.id, deps.c.depends_on_id == _dep.c.id,
-                           _dep.c.status != "completed")
+    return ~exists().where(
+        deps.c.task_id == candidate.c.id, deps.c.depends_on_id == _dep.c.id, _dep.c.status != "completed"
+    )
 
 
 class TaskService:
@@ -80,8 +81,15 @@ class TaskService:
         return await self._fetch(await self._resolve(ref, project))
 
     async def list(
-        self, *, project: str | None, statuses: list[str], assigned_to: str | None, priority: str | None,
-        tag: str | None, limit: int, offset: int,
+        self,
+        *,
+        project: str | None,
+        statuses: list[str],
+        assigned_to: str | None,
+        priority: str | None,
+        tag: str | None,
+        limit: int,
+        offset: int,
     ) -> TaskPage:
         cond = [tasks.c.tenant == self.tenant]
         if project is not None:
@@ -116,8 +124,9 @@ class TaskService:
     async def create_batch(self, items: list[TaskIn]) -> BatchOut:
         # One transaction (the request's): any failure leaves nothing behind.
         created = [await self._insert(item) for item in items]
-        return BatchOut(success=True, tasks_added=len(created), task_ids=[k for _, k in created],
-                        ids=[i for i, _ in created])
+        return BatchOut(
+            success=True, tasks_added=len(created), task_ids=[k for _, k in created], ids=[i for i, _ in created]
+        )
 
     async def claim_next(self, data: ClaimIn) -> TaskOut | None:
         lease = timedelta(seconds=data.lease_seconds or self.settings.default_lease_seconds)
@@ -126,16 +135,21 @@ class TaskService:
             await self.conn.execute(
                 update(tasks)
                 .where(tasks.c.id == chosen.scalar_subquery())
-                .values(status="in_progress", assigned_to=data.agent, lease_expires_at=func.now() + lease,
-                        updated_at=func.now())
+                .values(
+                    status="in_progress",
+                    assigned_to=data.agent,
+                    lease_expires_at=func.now() + lease,
+                    updated_at=func.now(),
+                )
                 .returning(*TASK_COLUMNS)
             )
         ).first()
         if row is None:
             return None
         task = TaskOut.from_row(row)
-        await self._event(task, "task.claimed", f"Task claimed by {data.agent}: {task.key} {task.title}",
-                          actor=data.agent)
+        await self._event(
+            task, "task.claimed", f"Task claimed by {data.agent}: {task.key} {task.title}", actor=data.agent
+        )
         return task
 
     async def set_status(self, ref: str, project: str | None, data: StatusIn) -> TaskOut:
@@ -148,14 +162,26 @@ class TaskService:
         task_id = await self._resolve(ref, project)
         row = (
             await self.conn.execute(
-                delete(tasks).where(tasks.c.id == task_id, tasks.c.tenant == self.tenant)
+                delete(tasks)
+                .where(tasks.c.id == task_id, tasks.c.tenant == self.tenant)
                 .returning(tasks.c.id, tasks.c.key, tasks.c.project, tasks.c.title)
             )
         ).first()
         if row is None:
             raise TaskNotFound(f"Task not found: {ref}", ref=ref)
-        await record(self.conn, [event_values(self.tenant, "task.deleted", f"Task deleted: {row.key} {row.title}",
-                                              project=row.project, entity_id=row.id, actor=self.principal.name)])
+        await record(
+            self.conn,
+            [
+                event_values(
+                    self.tenant,
+                    "task.deleted",
+                    f"Task deleted: {row.key} {row.title}",
+                    project=row.project,
+                    entity_id=row.id,
+                    actor=self.principal.name,
+                )
+            ],
+        )
 
     # --- internals ---------------------------------------------------------------------
 
@@ -182,25 +208,46 @@ class TaskService:
         status = data.status or "pending"
         values = data.model_dump(exclude={"project", "key", "depends_on", "status"}, exclude_none=True)
         values.update(
-            tenant=self.tenant, project=data.project, key=key, status=status,
-            priority=data.priority or "medium", tags=data.tags or [],
+            tenant=self.tenant,
+            project=data.project,
+            key=key,
+            status=status,
+            priority=data.priority or "medium",
+            tags=data.tags or [],
             completed_at=func.now() if status == "completed" else None,
             lease_expires_at=func.now() + timedelta(seconds=self.settings.default_lease_seconds)
-            if status == "in_progress" else None,
+            if status == "in_progress"
+            else None,
         )
         row = (
             await self.conn.execute(
-                pg_insert(tasks).values(**values).on_conflict_do_nothing(constraint="tasks_key_unique")
+                pg_insert(tasks)
+                .values(**values)
+                .on_conflict_do_nothing(constraint="tasks_key_unique")
                 .returning(tasks.c.id)
             )
         ).first()
         if row is None:
-            raise DuplicateKey(f"project {data.project} already has a task {key}; pick another key or omit it",
-                               key=key, project=data.project)
+            raise DuplicateKey(
+                f"project {data.project} already has a task {key}; pick another key or omit it",
+                key=key,
+                project=data.project,
+            )
         if data.depends_on:
             await self._set_dependencies(row.id, data.project, data.depends_on, replace=False)
-        await record(self.conn, [event_values(self.tenant, "task.created", f"Task created: {key} {data.title}",
-                                              project=data.project, entity_id=row.id, actor=self.principal.name)])
+        await record(
+            self.conn,
+            [
+                event_values(
+                    self.tenant,
+                    "task.created",
+                    f"Task created: {key} {data.title}",
+                    project=data.project,
+                    entity_id=row.id,
+                    actor=self.principal.name,
+                )
+            ],
+        )
         return row.id, key
 
     async def _change(self, ref: str, project: str | None, fields: dict[str, Any]) -> TaskOut:
@@ -219,7 +266,8 @@ class TaskService:
                 raise InvalidTransition(
                     f"task {current.key} is {current.status}; it cannot move to {new} "
                     f"({transition_hint(current.status, new)})",
-                    current_status=current.status, requested_status=new,
+                    current_status=current.status,
+                    requested_status=new,
                 )
             values["status"] = new
             values["completed_at"] = func.now() if new == "completed" else None
@@ -231,13 +279,17 @@ class TaskService:
         if dependencies is not None:
             await self._set_dependencies(current.id, current.project, dependencies, replace=True)
         row = (
-            await self.conn.execute(update(tasks).where(tasks.c.id == current.id).values(**values).returning(*TASK_COLUMNS))
+            await self.conn.execute(
+                update(tasks).where(tasks.c.id == current.id).values(**values).returning(*TASK_COLUMNS)
+            )
         ).one()
         task = TaskOut.from_row(row)
         if moved:
             await self._event(task, "task.status", f"Task {task.key}: {current.status} → {new}")
         elif fields or dependencies is not None:
-            await self._event(task, "task.updated", f"Task updated: {task.key} ({', '.join(sorted(fields) or ['depends_on'])})")
+            await self._event(
+                task, "task.updated", f"Task updated: {task.key} ({', '.join(sorted(fields) or ['depends_on'])})"
+            )
         return task
 
     async def _set_dependencies(self, task_id: UUID, project: str, refs: list[str], replace: bool) -> None:
@@ -277,7 +329,9 @@ class TaskService:
             return cond if project is None else [*cond, tasks.c.project == project]
 
     async def _resolve(self, ref: str, project: str | None, field: str | None = None) -> UUID:
-        rows = (await self.conn.execute(select(tasks.c.id, tasks.c.project).where(*self._ref_condition(ref, project)))).all()
+        rows = (
+            await self.conn.execute(select(tasks.c.id, tasks.c.project).where(*self._ref_condition(ref, project)))
+        ).all()
         return self._one(ref, project, rows, field).id
 
     async def _lock(self, ref: str, project: str | None) -> Row:
@@ -295,8 +349,10 @@ class TaskService:
         if not rows:
             where = f" in project {project}" if project else ""
             if field:
-                raise InvalidRequest(f"{field}: task {ref} not found{where}",
-                                     errors=[{"field": field, "message": f"task {ref} not found{where}"}])
+                raise InvalidRequest(
+                    f"{field}: task {ref} not found{where}",
+                    errors=[{"field": field, "message": f"task {ref} not found{where}"}],
+                )
             raise TaskNotFound(f"Task not found: {ref}{where}", ref=ref)
         if len(rows) > 1:
             raise AmbiguousKey(
@@ -310,5 +366,16 @@ class TaskService:
         return TaskOut.from_row(row)
 
     async def _event(self, task: TaskOut, type_: str, summary: str, actor: str | None = None) -> None:
-        await record(self.conn, [event_values(self.tenant, type_, summary, project=task.project, entity_id=task.id,
-                                              actor=actor or self.principal.name)])
+        await record(
+            self.conn,
+            [
+                event_values(
+                    self.tenant,
+                    type_,
+                    summary,
+                    project=task.project,
+                    entity_id=task.id,
+                    actor=actor or self.principal.name,
+                )
+            ],
+        )
