@@ -12,10 +12,15 @@ from sqlalchemy import text
 
 from tracker_service import __version__
 from tracker_service.db.engine import create_engine
+from tracker_service.domain.delegation.controller import DelegationController
+from tracker_service.domain.events.controller import LogController, live_events
+from tracker_service.domain.handoffs.controller import HandoffController
 from tracker_service.domain.ids.controller import IdController
 from tracker_service.domain.tasks.controller import TaskController
 from tracker_service.errors import DatabaseUnavailable
+from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
+from tracker_service.sweeper import Sweeper
 from tracker_service.web.middleware import RateLimiter, RequestContext
 from tracker_service.web.problems import EXCEPTION_HANDLERS
 
@@ -38,24 +43,31 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (`tracker serve` starts the embedded database)")
     engine = create_engine(settings.database_url, settings.pool_size)
+    hub = EventHub(settings.database_url)
+    sweeper = Sweeper(engine, settings.sweep_interval_seconds)
     return Litestar(
         route_handlers=[
             health,
             TaskController,
             IdController,
-            # Spec 000 clients call the same task routes under /mcp/.
-            Router("/mcp", route_handlers=[TaskController], include_in_schema=False),
+            HandoffController,
+            LogController,
+            live_events,
+            DelegationController,
+            # Spec 000 clients call the same routes under /mcp/.
+            Router("/mcp", route_handlers=[TaskController, HandoffController, LogController], include_in_schema=False),
         ],
         middleware=[RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute))],
         exception_handlers=EXCEPTION_HANDLERS,
-        state=State({"settings": settings, "engine": engine}),
-        on_shutdown=[engine.dispose],
+        state=State({"settings": settings, "engine": engine, "hub": hub}),
+        on_startup=[hub.start, sweeper.start],
+        on_shutdown=[sweeper.stop, hub.stop, engine.dispose],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Agent Tracker",
             version=__version__,
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
-            description="Tasks, claims with leases and sequential IDs shared by AI agents.",
+            description="Tasks, claims with leases, sequential IDs, handoffs and delegation shared by AI agents.",
         ),
     )

@@ -41,6 +41,10 @@ class TaskNotFound(NotFound):
     code, title = "TASK_NOT_FOUND", "Task not found"
 
 
+class HandoffNotFound(NotFound):
+    code, title = "HANDOFF_NOT_FOUND", "Handoff not found"
+
+
 class ReservationNotFound(NotFound):
     code, title = "RESERVATION_NOT_FOUND", "Reservation not found"
 
@@ -71,6 +75,10 @@ class RateLimited(TrackerError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class Timeout(TrackerError):
+    status, code, title = 504, "TIMEOUT", "Timeout"
 
 
 class DatabaseUnavailable(TrackerError):

@@ -31,6 +31,12 @@ class Settings:
     list_limit_max: int = 200
     pool_size: int = 10
     log_level: str = "info"
+    # Serve handoff markdown at /handoffs/{id}/content without a key (for web agents).
+    public_content: bool = True
+    # How often expired handoffs are archived (and other housekeeping runs).
+    sweep_interval_seconds: int = 30
+    # Project of delegated tasks that name none in options.project.
+    delegation_project: str = "delegated"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -62,6 +68,12 @@ class Settings:
 
 def _coerce(name: str, type_name: object, raw: str) -> object:
     text = str(type_name)
+    if text.startswith("bool"):
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise SystemExit(f"TRACKER_{name.upper()} must be true or false, got {raw!r}")
     try:
         if text.startswith("int"):
             return int(raw)

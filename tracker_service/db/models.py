@@ -61,6 +61,7 @@ tasks = Table(
     Column("due_date", DateTime(timezone=True)),
     Column("related_handoff_id", UUID(as_uuid=True)),
     Column("result", JSONB(none_as_null=True)),
+    Column("type", Text),
     Column("lease_expires_at", DateTime(timezone=True)),
     _ts("created_at"),
     _ts("updated_at"),
@@ -121,6 +122,24 @@ idempotency_records = Table(
     Column("content_type", Text),
     Column("body", LargeBinary),
     _ts("created_at"),
+)
+
+handoffs = Table(
+    "handoffs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()),
+    Column("tenant", Text, nullable=False),
+    Column("project", Text, nullable=False),
+    Column("task", Text, nullable=False),
+    Column("from_agent", Text, nullable=False),
+    Column("to_agent", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("metadata", JSONB(none_as_null=True)),
+    Column("response_to", UUID(as_uuid=True), ForeignKey("handoffs.id", ondelete="SET NULL")),
+    Column("expires_at", DateTime(timezone=True)),
+    _ts("created_at"),
+    _ts("updated_at"),
 )
 
 events = Table(

@@ -6,6 +6,8 @@ from uuid import UUID
 
 from litestar import Request
 
+from tracker_service.domain.events.service import EventLog
+from tracker_service.domain.handoffs.service import HandoffService
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.domain.tasks.service import TaskService
 from tracker_service.errors import InvalidRequest
@@ -14,6 +16,16 @@ from tracker_service.errors import InvalidRequest
 def provide_tasks(request: Request) -> TaskService:
     state = request.scope["state"]  # set by RequestContext
     return TaskService(state["conn"], state["principal"], request.app.state.settings)
+
+
+def provide_handoffs(request: Request) -> HandoffService:
+    state = request.scope["state"]
+    return HandoffService(state["conn"], state["principal"], request.app.state.settings)
+
+
+def provide_event_log(request: Request) -> EventLog:
+    state = request.scope["state"]
+    return EventLog(state["conn"], state["principal"].tenant)
 
 
 def provide_ids(request: Request) -> IdRegistry:

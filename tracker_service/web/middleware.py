@@ -121,16 +121,20 @@ class RequestContext(ASGIMiddleware):
         key = api_key_from(headers)
         method = scope["method"]
         writes = method not in SAFE_METHODS
-        needed = scope["route_handler"].opt.get("role", "write" if writes else "read")
+        opt = scope["route_handler"].opt
+        needed = opt.get("role", "write" if writes else "read")
+        if opt.get("own_connection"):
+            # Long-lived routes (SSE, waiting for a result) must not hold a pooled connection:
+            # check the key, give it back, and let the handler open short ones itself.
+            async with self.engine.connect() as conn:
+                principal = await self._authorize(conn, key, needed, method, scope["path"])
+            scope.setdefault("state", {})["principal"] = principal  # type: ignore[typeddict-item]
+            await next_app(scope, receive, send)
+            return
         # Read the (bounded) body before taking a pooled connection, so slow uploads hold none.
         body = await self._read_body(headers, receive) if writes else b""
         async with self.engine.connect() as conn:
-            principal = await authenticate(conn, key)
-            if principal is None:
-                raise Unauthorized("invalid or revoked API key")
-            if not principal.allows(needed):
-                raise Forbidden(f"this API key has role '{principal.role}'; {method} {scope['path']} needs '{needed}'")
-            self.limiter.check(principal.key_id)
+            principal = await self._authorize(conn, key, needed, method, scope["path"])
             state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
             state["conn"] = conn
             state["principal"] = principal
@@ -143,7 +147,7 @@ class RequestContext(ASGIMiddleware):
             replayed = _replaying_receive(body)
             idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
             if idem_key is not None:
-                stored = await _claim_idempotency_key(conn, principal, idem_key, _request_hash(scope, body))
+                stored = await claim_idempotency_key(conn, principal, idem_key, request_hash(scope, body))
                 if stored is not None:
                     await conn.rollback()
                     await stored.replay(send)
@@ -152,11 +156,20 @@ class RequestContext(ASGIMiddleware):
             await next_app(scope, replayed, captured.send)
             if captured.status < 400:
                 if idem_key is not None:
-                    await _store_response(conn, principal, idem_key, captured)
+                    await store_response(conn, principal, idem_key, captured)
                 await conn.commit()
             else:
                 await conn.rollback()
             await captured.replay(send)
+
+    async def _authorize(self, conn: AsyncConnection, key: str, needed: str, method: str, path: str) -> Principal:
+        principal = await authenticate(conn, key)
+        if principal is None:
+            raise Unauthorized("invalid or revoked API key")
+        if not principal.allows(needed):
+            raise Forbidden(f"this API key has role '{principal.role}'; {method} {path} needs '{needed}'")
+        self.limiter.check(principal.key_id)
+        return principal
 
     async def _read_body(self, headers: Headers, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
@@ -192,7 +205,7 @@ def _replaying_receive(body: bytes) -> Receive:
     return receive
 
 
-def _request_hash(scope: Scope, body: bytes) -> str:
+def request_hash(scope: Scope, body: bytes) -> str:
     h = hashlib.sha256()
     for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body):
         h.update(part)
@@ -200,7 +213,7 @@ def _request_hash(scope: Scope, body: bytes) -> str:
     return h.hexdigest()
 
 
-async def _claim_idempotency_key(
+async def claim_idempotency_key(
     conn: AsyncConnection, principal: Principal, key: str, request_hash: str
 ) -> CapturedResponse | None:
     """Record the key in this transaction; return the stored response if it was used before."""
@@ -246,9 +259,15 @@ def _stored_response(row: Any) -> CapturedResponse:
     )
 
 
-async def _store_response(conn: AsyncConnection, principal: Principal, key: str, captured: CapturedResponse) -> None:
+async def store_response(conn: AsyncConnection, principal: Principal, key: str, captured: CapturedResponse) -> None:
+    await store_body(conn, principal, key, captured.status, captured.content_type(), captured.body())
+
+
+async def store_body(
+    conn: AsyncConnection, principal: Principal, key: str, status: int, content_type: str, body: bytes
+) -> None:
     await conn.execute(
         update(idempotency_records)
         .where(idempotency_records.c.tenant == principal.tenant, idempotency_records.c.key == key)
-        .values(status_code=captured.status, content_type=captured.content_type(), body=captured.body())
+        .values(status_code=status, content_type=content_type, body=body)
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import events
@@ -34,3 +35,40 @@ def event_values(
 async def record(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(insert(events), rows)
+
+
+class EventLog:
+    """Reads of the events table for one tenant: the activity log."""
+
+    def __init__(self, conn: AsyncConnection, tenant: str) -> None:
+        self.conn = conn
+        self.tenant = tenant
+
+    async def entries(
+        self, project: str | None, type_: str | None, since: datetime | None, limit: int
+    ) -> list[dict[str, Any]]:
+        cond = [events.c.tenant == self.tenant]
+        if project is not None:
+            cond.append(events.c.project == project)
+        if type_:
+            # `task` matches every task.* event; `task.created` only that one.
+            cond.append(events.c.type == type_ if "." in type_ else events.c.type.like(f"{type_}.%"))
+        if since is not None:
+            cond.append(events.c.created_at >= since)
+        rows = await self.conn.execute(
+            select(events).where(*cond).order_by(events.c.created_at.desc(), events.c.id.desc()).limit(limit)
+        )
+        return [entry(r) for r in rows]
+
+
+def entry(row: Any) -> dict[str, Any]:
+    return {
+        "timestamp": row.created_at,
+        "type": row.type.split(".", 1)[0],
+        "event": row.type,
+        "project": row.project,
+        "summary": row.summary,
+        "id": row.entity_id,
+        "actor": row.actor,
+        "event_id": row.id,
+    }

@@ -10,6 +10,7 @@ from tracker_service.domain.tasks.schemas import (
     BatchIn,
     BatchOut,
     ClaimIn,
+    HeartbeatIn,
     NextTaskOut,
     StatusIn,
     StatusOut,
@@ -115,6 +116,17 @@ class TaskController(Controller):
     ) -> StatusOut:
         """Move a task to a new status; completing it sets completed_at."""
         return StatusOut(updated_task=await task_service.set_status(ref, project, data))
+
+    @post("/{ref:str}/heartbeat", status_code=200)
+    async def heartbeat_task(
+        self,
+        task_service: NamedDependency[TaskService],
+        ref: TaskRefPath,
+        data: JSONBody[HeartbeatIn],
+        project: RefProject = None,
+    ) -> TaskOut:
+        """Extend the lease of a task you hold (in_progress and assigned to `agent`)."""
+        return await task_service.heartbeat(ref, project, data)
 
     @delete("/{ref:str}")
     async def delete_task(

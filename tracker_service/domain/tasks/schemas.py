@@ -35,6 +35,11 @@ TaskKey = Annotated[
     Field(description="Human id such as TASK-051; assigned from the ID registry when omitted"),
 ]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+TaskType = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z][a-z0-9_-]{0,31}$"),
+    Field(description="Kind of work, for workers that claim by type (e.g. code, general)"),
+]
 TaskRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 LongText = Annotated[str, StringConstraints(max_length=100_000)]
 
@@ -58,6 +63,7 @@ class TaskFields(StrictModel):
         None, description="Tasks that must be completed first: UUIDs or keys (keys within this task's project)"
     )
     result: Any = None
+    type: TaskType | None = None
 
 
 class TaskIn(TaskFields):
@@ -93,12 +99,21 @@ class ClaimIn(StrictModel):
     project: ProjectName = Field(validation_alias=AliasChoices("project", "project_id"))
     agent: AgentName = Field(description="Name of the agent taking the task")
     lease_seconds: Annotated[int, Field(ge=10, le=86_400)] | None = None
+    type: TaskType | None = Field(None, description="Only claim tasks of this type")
 
 
 class StatusIn(StrictModel):
     status: StatusValue
     completion_notes: LongText | None = None
     result: Any = None
+    agent: AgentName | None = Field(
+        None, description="The agent reporting; when given, an in_progress task held by another agent is a 409"
+    )
+
+
+class HeartbeatIn(StrictModel):
+    agent: AgentName
+    lease_seconds: Annotated[int, Field(ge=10, le=86_400)] | None = None
 
 
 class DependencyOut(OutModel):
@@ -126,6 +141,7 @@ class TaskOut(OutModel):
     related_handoff_id: UUID | None
     depends_on: list[DependencyOut]
     result: Any
+    type: str | None
     lease_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime

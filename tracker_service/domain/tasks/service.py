@@ -20,6 +20,7 @@ from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks.schemas import (
     BatchOut,
     ClaimIn,
+    HeartbeatIn,
     StatusIn,
     TaskIn,
     TaskOut,
@@ -30,6 +31,7 @@ from tracker_service.domain.tasks.schemas import (
 from tracker_service.domain.tasks.states import TRANSITIONS, transition_hint
 from tracker_service.errors import (
     AmbiguousKey,
+    Conflict,
     DependencyCycle,
     DuplicateKey,
     InvalidRequest,
@@ -130,7 +132,9 @@ class TaskService:
 
     async def claim_next(self, data: ClaimIn) -> TaskOut | None:
         lease = timedelta(seconds=data.lease_seconds or self.settings.default_lease_seconds)
-        chosen = self._candidates(data.project, "pending", data.agent).with_for_update(skip_locked=True, of=_cand)
+        chosen = self._candidates(data.project, "pending", data.agent, data.type).with_for_update(
+            skip_locked=True, of=_cand
+        )
         row = (
             await self.conn.execute(
                 update(tasks)
@@ -154,6 +158,40 @@ class TaskService:
 
     async def set_status(self, ref: str, project: str | None, data: StatusIn) -> TaskOut:
         return await self._change(ref, project, data.model_dump(exclude_unset=True))
+
+    async def heartbeat(self, ref: str, project: str | None, data: HeartbeatIn) -> TaskOut:
+        """Extend the lease of a task the agent holds."""
+        task_id = await self._resolve(ref, project)
+        lease = timedelta(seconds=data.lease_seconds or self.settings.default_lease_seconds)
+        row = (
+            await self.conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.status == "in_progress", tasks.c.assigned_to == data.agent)
+                .values(lease_expires_at=func.now() + lease)
+                .returning(*TASK_COLUMNS)
+            )
+        ).first()
+        if row is not None:
+            return TaskOut.from_row(row)
+        current = await self._fetch(task_id)
+        if current.status != "in_progress":
+            raise Conflict(
+                f"task {current.key} is {current.status}, not in_progress; there is no lease to extend",
+                current_status=current.status,
+            )
+        raise Conflict(
+            f"task {current.key} is held by {current.assigned_to}, not {data.agent}", assigned_to=current.assigned_to
+        )
+
+    async def cancel(self, ref: str) -> TaskOut:
+        """Cancel unfinished work; finished work is a conflict, a repeat is a no-op."""
+        current = await self._lock(ref, None)
+        if current.status in ("completed", "failed"):
+            raise Conflict(
+                f"task {current.key} is {current.status}; finished work cannot be cancelled",
+                current_status=current.status,
+            )
+        return await self._change(ref, None, {"status": "cancelled"})
 
     async def patch(self, ref: str, project: str | None, data: TaskPatch) -> TaskOut:
         return await self._change(ref, project, data.model_dump(exclude_unset=True))
@@ -185,16 +223,14 @@ class TaskService:
 
     # --- internals ---------------------------------------------------------------------
 
-    def _candidates(self, project: str, status: str, agent: str | None) -> Any:
+    def _candidates(self, project: str, status: str, agent: str | None, type_: str | None = None) -> Any:
         c = _cand
         # A task assigned to someone is kept for them; unassigned work is open to anyone.
         owner = c.c.assigned_to.is_(None) if agent is None else or_(c.c.assigned_to.is_(None), c.c.assigned_to == agent)
-        return (
-            select(c.c.id)
-            .where(c.c.tenant == self.tenant, c.c.project == project, c.c.status == status, owner, _ready(c))
-            .order_by(c.c.priority_rank, c.c.created_at, c.c.id)
-            .limit(1)
-        )
+        cond = [c.c.tenant == self.tenant, c.c.project == project, c.c.status == status, owner, _ready(c)]
+        if type_ is not None:
+            cond.append(c.c.type == type_)
+        return select(c.c.id).where(*cond).order_by(c.c.priority_rank, c.c.created_at, c.c.id).limit(1)
 
     async def _insert(self, data: TaskIn) -> tuple[UUID, str]:
         ids = IdRegistry(self.conn, self.principal)
@@ -252,6 +288,13 @@ class TaskService:
 
     async def _change(self, ref: str, project: str | None, fields: dict[str, Any]) -> TaskOut:
         current = await self._lock(ref, project)
+        reporter = fields.pop("agent", None)
+        if reporter is not None and current.status == "in_progress" and current.assigned_to not in (None, reporter):
+            raise Conflict(
+                f"task {current.key} is held by {current.assigned_to}; {reporter} cannot change it "
+                "(its lease may have lapsed and the task been taken by another agent)",
+                assigned_to=current.assigned_to,
+            )
         new = fields.pop("status", None)
         dependencies = fields.pop("depends_on", None)
         for name in ("title", "priority"):
@@ -337,7 +380,7 @@ class TaskService:
     async def _lock(self, ref: str, project: str | None) -> Row:
         rows = (
             await self.conn.execute(
-                select(tasks.c.id, tasks.c.key, tasks.c.project, tasks.c.status)
+                select(tasks.c.id, tasks.c.key, tasks.c.project, tasks.c.status, tasks.c.assigned_to)
                 .where(*self._ref_condition(ref, project))
                 .with_for_update()
             )

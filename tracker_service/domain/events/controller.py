@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import HeaderParameter, QueryParameter
+from litestar.response import ServerSentEvent
+
+from tracker_service.domain.common import OutModel
+from tracker_service.domain.events.service import EventLog
+from tracker_service.domain.events.stream import event_stream, parse_token
+from tracker_service.web.deps import page_limit, provide_event_log
+from tracker_service.web.params import ProjectIdQuery, ProjectQuery, TextQuery
+
+Since = Annotated[datetime | None, QueryParameter(description="Only entries at or after this time")]
+LogLimit = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="How many entries (default 50, capped)")]
+LastEventId = Annotated[str | None, HeaderParameter(name="Last-Event-ID", description="Resume after this event")]
+
+
+class LogEntry(OutModel):
+    timestamp: datetime
+    type: str
+    event: str
+    project: str | None
+    summary: str
+    id: str | None
+    actor: str | None
+    event_id: int
+
+
+class LogOut(OutModel):
+    entries: list[LogEntry]
+
+
+class LogController(Controller):
+    path = "/log"
+    tags = ["log"]
+    dependencies = {"event_log": Provide(provide_event_log, sync_to_thread=False)}
+
+    @get("/")
+    async def activity_log(
+        self,
+        request: Request,
+        event_log: NamedDependency[EventLog],
+        project: ProjectQuery = None,
+        project_id: ProjectIdQuery = None,
+        type: TextQuery = None,
+        since: Since = None,
+        limit: LogLimit = 50,
+    ) -> LogOut:
+        """What happened, newest first: task, id, handoff and key events (`type=task` or `type=task.created`)."""
+        entries = await event_log.entries(project or project_id, type, since, page_limit(request, limit))
+        return LogOut(entries=[LogEntry.model_validate(e) for e in entries])
+
+
+@get("/events", opt={"own_connection": True}, tags=["log"])
+async def live_events(
+    request: Request, project: ProjectQuery = None, last_event_id: LastEventId = None
+) -> ServerSentEvent:
+    """Server-Sent Events of the tenant's changes as they commit; reconnect with Last-Event-ID to resume."""
+    state: dict[str, Any] = request.scope["state"]
+    resume = parse_token(last_event_id or request.query_params.get("last_event_id"))
+    app_state = request.app.state
+    return ServerSentEvent(
+        event_stream(app_state.engine, app_state.hub, state["principal"].tenant, project, resume),
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

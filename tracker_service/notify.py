@@ -1,0 +1,94 @@
+"""One LISTEN connection per tracker process, fanned out to in-process waiters by tenant.
+
+Events are inserted by every mutation; a trigger NOTIFYs `tracker_events` with the tenant,
+delivered only when the writing transaction commits. SSE streams and synchronous delegation
+wait here instead of polling the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger("tracker.notify")
+CHANNEL = "tracker_events"
+
+
+class Subscription:
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a notification (or the timeout); True when one came. Resets for the next wait."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
+
+
+class EventHub:
+    def __init__(self, database_url: str) -> None:
+        # psycopg wants a libpq URL, not SQLAlchemy's postgresql+psycopg://.
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tracker-listen")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.contextmanager
+    def subscribe(self, tenant: str) -> Iterator[Subscription]:
+        """Register before reading, so a notification between the read and the wait is not lost."""
+        sub = Subscription()
+        self._subscribers[tenant].add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscribers[tenant].discard(sub)
+            if not self._subscribers[tenant]:
+                del self._subscribers[tenant]
+
+    def _wake(self, tenant: str) -> None:
+        for sub in self._subscribers.get(tenant, ()):
+            sub.wake()
+
+    def _wake_all(self) -> None:
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.wake()
+
+    async def _run(self) -> None:
+        import psycopg
+
+        delay = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 0.1
+                    self._wake_all()  # whatever happened while we were not listening
+                    async for note in conn.notifies():
+                        self._wake(note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: wake everyone, retry with backoff
+                log.warning("LISTEN connection lost (%s); retrying in %.1f s", exc, delay)
+                self._wake_all()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,54 @@
+"""Periodic housekeeping in each tracker process: archive expired handoffs, drop old idempotency records.
+
+Every statement is idempotent, so several tracker processes sweeping one database is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tracker_service.domain.handoffs.service import archive_expired
+
+log = logging.getLogger("tracker.sweeper")
+
+IDEMPOTENCY_RETENTION = "24 hours"
+
+
+async def sweep_once(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        archived = await archive_expired(conn)
+        await conn.execute(
+            text(f"DELETE FROM idempotency_records WHERE created_at < now() - interval '{IDEMPOTENCY_RETENTION}'")
+        )
+    if archived:
+        log.info("archived %d expired handoffs", archived)
+    return archived
+
+
+class Sweeper:
+    def __init__(self, engine: AsyncEngine, interval_seconds: int) -> None:
+        self.engine = engine
+        self.interval = max(1, interval_seconds)
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tracker-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await sweep_once(self.engine)
+            except Exception as exc:  # the database may be down for a while; try again next round
+                log.warning("sweep failed: %s", exc)
+            await asyncio.sleep(self.interval)
