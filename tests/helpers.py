@@ -18,3 +18,64 @@ def problem(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
 def ok(resp: httpx.Response, status: int = 200) -> Any:
     assert resp.status_code == status, resp.text
     return resp.json() if resp.content else None
+
+
+class SSEReader:
+    """Reads a Server-Sent Events stream in a thread; events arrive on `queue` as dicts."""
+
+    def __init__(
+        self, base_url: str, key: str, params: dict[str, str] | None = None, last_event_id: str | None = None
+    ) -> None:
+        import queue
+        import threading
+
+        self.queue: queue.Queue[dict[str, str]] = queue.Queue()
+        self.connected = threading.Event()
+        headers = {"Authorization": f"Bearer {key}"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self._client = httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(5, read=60))
+        self._params = params or {}
+        self.status: int | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self.connected.wait(10), "the SSE stream did not open"
+
+    def _run(self) -> None:
+        try:
+            with self._client.stream("GET", "/events", params=self._params) as resp:
+                self._response = resp
+                self.status = resp.status_code
+                fields: dict[str, str] = {}
+                for line in resp.iter_lines():
+                    if line.startswith(":"):
+                        self.connected.set()
+                    elif line == "":
+                        if fields.get("data"):  # a comment-only message carries an empty data line
+                            self.queue.put(fields)
+                        fields = {}
+                    else:
+                        name, _, value = line.partition(":")
+                        fields[name] = value.removeprefix(" ")
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.connected.set()
+
+    def next(self, timeout: float = 10) -> dict[str, str]:
+        return self.queue.get(timeout=timeout)
+
+    def close(self) -> None:
+        import socket
+
+        resp = getattr(self, "_response", None)
+        if resp is not None:
+            # Unblock the reading thread: shut the socket down under it, as a client going away would.
+            sock = resp.extensions["network_stream"].get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._thread.join(5)
+        self._client.close()

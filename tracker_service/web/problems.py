@@ -39,9 +39,9 @@ def problem(
     detail: str,
     request: Request | None = None,
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    extra: dict[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {
+    standard: dict[str, Any] = {
         "type": f"https://agent-tracker.dev/problems/{code.lower().replace('_', '-')}",
         "title": title,
         "status": status,
@@ -49,13 +49,13 @@ def problem(
         "code": code,
     }
     if request is not None:
-        body["instance"] = request.url.path
-    body.update(extra)
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+        standard["instance"] = request.url.path
+    # Extension members never replace the standard ones.
+    return Response({**(extra or {}), **standard}, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def tracker_error(request: Request, exc: TrackerError) -> Response:
-    return problem(exc.status, exc.code, exc.title, exc.detail, request, headers=exc.headers, **exc.extra)
+    return problem(exc.status, exc.code, exc.title, exc.detail, request, headers=exc.headers, extra=exc.extra)
 
 
 def validation_error(request: Request, exc: ValidationException) -> Response:
@@ -68,7 +68,7 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
         detail = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
     else:
         detail = exc.detail
-    return problem(400, "INVALID_REQUEST", "Invalid request", detail, request, errors=errors)
+    return problem(400, "INVALID_REQUEST", "Invalid request", detail, request, extra={"errors": errors})
 
 
 def _field(error: dict[str, Any]) -> str:
@@ -95,12 +95,7 @@ def database_error(request: Request, exc: DBAPIError) -> Response:
         # A value the schemas let through but PostgreSQL refuses (e.g. a NUL in a query parameter).
         reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
         return problem(
-            400,
-            "INVALID_REQUEST",
-            "Invalid request",
-            f"a value could not be stored or compared: {reason}",
-            request,
-            errors=[],
+            400, "INVALID_REQUEST", "Invalid request", f"a value could not be stored or compared: {reason}", request
         )
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         log.warning("database unavailable: %s", exc.orig)
@@ -132,7 +127,7 @@ def pydantic_error(request: Request, exc: Any) -> Response:
         {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "source": "query"} for e in exc.errors()
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
-    return problem(400, "INVALID_REQUEST", "Invalid request", detail, request, errors=errors)
+    return problem(400, "INVALID_REQUEST", "Invalid request", detail, request, extra={"errors": errors})
 
 
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {

@@ -115,6 +115,6 @@ class DelegationService:
                         f"task {task_id} did not finish within {seconds:g} s; it stays queued: "
                         f"GET /task/{task_id}/status for its result later",
                         task_id=str(task_id),
-                        status=task.status,
+                        task_status=task.status,
                     )
                 await sub.wait(remaining)
