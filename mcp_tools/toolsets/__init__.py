@@ -1,0 +1,1 @@
+"""Tool areas; each module has ``register(server, client)``."""

@@ -1,0 +1,76 @@
+"""Helpers shared by the bridge's tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from mcp.types import CallToolResult
+
+from mcp_tools.client import TrackerClient
+from mcp_tools.config import DEFAULT_URL
+from mcp_tools.server import build_server
+
+API_KEY = "test-key-0123456789"
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
+URL = DEFAULT_URL  # the spec's scenarios name http://localhost:8080
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments for ``responses.add`` answering an RFC 9457 problem."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code, **extra}
+    return {"status": status, "json": body, "content_type": "application/problem+json"}
+
+
+def task_json(key: str = "TASK-051", **fields: Any) -> dict[str, Any]:
+    task = {
+        "id": "6f1c2d9e-8a47-4c1b-9a57-0d3c0f7b5a11",
+        "key": key,
+        "task_id": key,
+        "project": "ai-agent-mcp-server",
+        "title": "Generate HLS-006",
+        "description": "Generate HLS-006 from PRD-006",
+        "priority": "high",
+        "status": "pending",
+        "assigned_to": None,
+        "tags": ["sdlc"],
+        "notes": None,
+        "completion_notes": None,
+        "inputs": {"prd": "PRD-006"},
+        "outputs": {"hls": "HLS-006"},
+        "due_date": None,
+        "related_handoff_id": None,
+        "depends_on": [],
+        "result": None,
+        "lease_expires_at": None,
+        "created_at": "2026-02-07T15:00:00Z",
+        "updated_at": "2026-02-07T15:00:00Z",
+        "completed_at": None,
+    }
+    task.update(fields)
+    return task
+
+
+ToolCall = Callable[..., CallToolResult]
+
+
+def call_tool(tracker: TrackerClient, name: str, arguments: dict[str, Any]) -> CallToolResult:
+    """One tools/call through a real MCP client connected in memory to a fresh server."""
+
+    async def go() -> CallToolResult:
+        async with Client(build_server(tracker)) as mcp:
+            return await mcp.call_tool(name, arguments)
+
+    return anyio.run(go)
+
+
+def error_text(result: CallToolResult, tool: str) -> str:
+    """The agent-facing message of a failed call, without the SDK's ``Error executing tool`` prefix."""
+    assert result.is_error, f"expected an error, got {result.structured_content}"
+    text = result.content[0].text
+    prefix = f"Error executing tool {tool}: "
+    assert text.startswith(prefix), text
+    return text[len(prefix) :]

@@ -1,0 +1,93 @@
+"""Configuration from the environment and ``.env``, and the one stderr line per tool call."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import responses
+
+from mcp_tools.config import Config, ConfigError
+
+from .bridge_support import API_KEY, URL, ToolCall, problem
+
+
+def test_defaults() -> None:
+    config = Config.from_env({"TASK_TRACKING_API_KEY": "k"})
+
+    assert (config.api_key, config.base_url, config.timeout) == ("k", "http://localhost:8080", 5.0)
+
+
+def test_url_and_timeout_from_the_environment() -> None:
+    env = {
+        "TASK_TRACKING_API_KEY": "k",
+        "TASK_TRACKING_URL": "https://tracker.example/",
+        "TASK_TRACKING_TIMEOUT": "2.5",
+    }
+
+    config = Config.from_env(env)
+
+    assert (config.base_url, config.timeout) == ("https://tracker.example", 2.5)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "TASK_TRACKING_API_KEY environment variable not set"),
+        ({"TASK_TRACKING_API_KEY": "  "}, "TASK_TRACKING_API_KEY environment variable not set"),
+        ({"TASK_TRACKING_API_KEY": "k", "TASK_TRACKING_URL": "localhost:8080"}, "TASK_TRACKING_URL must start with"),
+        ({"TASK_TRACKING_API_KEY": "k", "TASK_TRACKING_TIMEOUT": "soon"}, "TASK_TRACKING_TIMEOUT must be a positive"),
+        ({"TASK_TRACKING_API_KEY": "k", "TASK_TRACKING_TIMEOUT": "0"}, "TASK_TRACKING_TIMEOUT must be a positive"),
+    ],
+)
+def test_bad_environments_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env(env)
+
+
+def test_dotenv_fills_in_but_never_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("TASK_TRACKING_API_KEY=from-dotenv\nTASK_TRACKING_URL=http://from-dotenv:1\n")
+    monkeypatch.setattr(os, "environ", {"TASK_TRACKING_URL": "http://from-env:2"})
+    monkeypatch.chdir(tmp_path)
+
+    config = Config.from_env()
+
+    assert config.api_key == "from-dotenv"
+    assert config.base_url == "http://from-env:2"
+
+
+def test_the_key_never_shows_in_repr() -> None:
+    assert API_KEY not in repr(Config(api_key=API_KEY))
+
+
+def test_each_tool_call_is_logged_once_with_status_and_duration(
+    http: responses.RequestsMock, call: ToolCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    http.get(f"{URL}/tasks/next", json={"task": None})
+
+    with caplog.at_level(logging.INFO, logger="mcp_tools.calls"):
+        call("get_next_task", project_id="p")
+
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "mcp_tools.calls"]
+    assert line.startswith('tool=get_next_task args={"project_id":"p","status_filter":"pending","claim":false')
+    assert " http=200 duration_ms=" in line
+    assert "error=" not in line
+
+
+def test_a_failed_call_logs_its_status_and_error_and_truncates_content(
+    http: responses.RequestsMock, call: ToolCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    http.post(f"{URL}/handoffs", **problem(403, "FORBIDDEN", "Forbidden", "read-only key"))
+    content = "# Report\n" + "x" * 5000
+
+    with caplog.at_level(logging.INFO, logger="mcp_tools.calls"):
+        call("create_handoff", project_id="p", task="report", content=content)
+
+    (record,) = [r for r in caplog.records if r.name == "mcp_tools.calls"]
+    line = record.getMessage()
+    assert "tool=create_handoff" in line and " http=403 " in line and line.endswith("error=ApiError")
+    assert "…(+" in line and len(line) < 800
+    assert API_KEY not in caplog.text
+    assert record.created  # the handler's formatter prints the time

@@ -1,0 +1,336 @@
+"""Every tool and resource through a real MCP client: the HTTP call it makes and what it returns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import pytest
+import responses
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+from responses import matchers
+
+from mcp_tools.client import TrackerClient
+from mcp_tools.server import build_server
+
+from .bridge_support import URL, ToolCall, error_text, problem, task_json
+
+HANDOFF = {
+    "id": "3c0f4b8e-1d2a-4e5f-8a9b-0c1d2e3f4a5b",
+    "project": "ArtForge",
+    "task": "sprint3-status-report",
+    "direction": "cc_to_ai",
+    "status": "pending",
+    "public_url": f"{URL}/handoffs/3c0f4b8e-1d2a-4e5f-8a9b-0c1d2e3f4a5b/content",
+    "created_at": "2026-02-07T15:00:00Z",
+}
+
+
+def summary(task: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "key", "project", "title", "status", "priority", "assigned_to", "tags", "due_date", "updated_at")
+    return {k: task[k] for k in keys}
+
+
+# Tasks
+
+
+def test_claiming_posts_the_agent_with_an_idempotency_key(http: responses.RequestsMock, call: ToolCall) -> None:
+    claimed = task_json(status="in_progress", assigned_to="cc", lease_expires_at="2026-02-07T16:00:00Z")
+    route = http.post(
+        f"{URL}/tasks/next",
+        json={"task": claimed},
+        match=[matchers.json_params_matcher({"project": "p", "agent": "cc"})],
+    )
+
+    result = call("get_next_task", project_id="p", claim=True, agent="cc")
+
+    assert result.structured_content["task"]["status"] == "in_progress"
+    assert result.structured_content["task"]["assigned_to"] == "cc"
+    assert route.calls[0].request.headers["Idempotency-Key"]
+
+
+def test_claiming_without_an_agent_is_refused_before_any_request(http: responses.RequestsMock, call: ToolCall) -> None:
+    result = call("get_next_task", project_id="p", claim=True)
+
+    assert error_text(result, "get_next_task") == (
+        "agent is required when claim=true: pass your agent name, e.g. agent='cc'"
+    )
+    assert len(http.calls) == 0
+
+
+def test_peeking_for_an_agent_passes_it_along(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.get(f"{URL}/tasks/next", json={"task": None})
+
+    call("get_next_task", project_id="p", status_filter="blocked", agent="cc")
+
+    assert route.calls[0].request.url == f"{URL}/tasks/next?project=p&status=blocked&agent=cc"
+
+
+def test_list_tasks_returns_summaries_with_the_next_offset(http: responses.RequestsMock, call: ToolCall) -> None:
+    task = task_json()
+    route = http.get(
+        f"{URL}/tasks",
+        json={"tasks": [summary(task)], "total": 3, "has_more": True},
+        match=[
+            matchers.query_param_matcher(
+                {"project": "p", "status": "pending", "tag": "sdlc", "limit": "1", "offset": "1"}
+            )
+        ],
+    )
+
+    result = call("list_tasks", project_id="p", status="pending", tag="sdlc", limit=1, offset=1)
+
+    page = result.structured_content
+    assert route.call_count == 1
+    assert page["total"] == 3 and page["has_more"] is True and page["next_offset"] == 2
+    assert page["tasks"][0]["key"] == "TASK-051"
+    assert "description" not in page["tasks"][0]
+
+
+def test_list_tasks_last_page_has_no_next_offset(http: responses.RequestsMock, call: ToolCall) -> None:
+    http.get(f"{URL}/tasks", json={"tasks": [], "total": 0, "has_more": False})
+
+    assert call("list_tasks").structured_content["next_offset"] is None
+
+
+def test_get_task_can_name_the_project_of_a_key(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.get(f"{URL}/tasks/TASK-051", json=task_json(), match=[matchers.query_param_matcher({"project": "p"})])
+
+    result = call("get_task", task_id="TASK-051", project_id="p")
+
+    assert route.call_count == 1
+    assert result.structured_content["key"] == "TASK-051"
+    assert result.structured_content["inputs"] == {"prd": "PRD-006"}
+
+
+def test_update_task_patches_only_the_given_fields(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.patch(
+        f"{URL}/tasks/TASK-051",
+        json=task_json(notes="started", tags=["a", "b"]),
+        match=[matchers.json_params_matcher({"notes": "started", "tags": ["a", "b"]})],
+    )
+
+    result = call("update_task", task_id="TASK-051", notes="started", tags=["a", "b"])
+
+    assert route.call_count == 1
+    assert route.calls[0].request.headers["Idempotency-Key"]
+    assert result.structured_content["notes"] == "started"
+
+
+def test_update_task_with_nothing_to_change_is_refused(http: responses.RequestsMock, call: ToolCall) -> None:
+    result = call("update_task", task_id="TASK-051")
+
+    assert error_text(result, "update_task") == "Nothing to update: pass at least one field to change."
+    assert len(http.calls) == 0
+
+
+def test_update_task_status_sends_the_result_and_project(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.put(
+        f"{URL}/tasks/TASK-051/status",
+        json={"updated_task": task_json(status="failed", result={"exit": 1})},
+        match=[
+            matchers.json_params_matcher({"status": "failed", "result": {"exit": 1}}),
+            matchers.query_param_matcher({"project": "p"}),
+        ],
+    )
+
+    result = call("update_task_status", task_id="TASK-051", status="failed", result={"exit": 1}, project_id="p")
+
+    assert route.call_count == 1
+    assert result.structured_content["result"] == {"exit": 1}
+
+
+def test_update_task_status_reports_an_invalid_transition(http: responses.RequestsMock, call: ToolCall) -> None:
+    detail = "from completed a task can move to: pending; reopen it with status=pending first, then set in_progress"
+    http.put(f"{URL}/tasks/TASK-051/status", **problem(400, "INVALID_TRANSITION", "Invalid status transition", detail))
+
+    result = call("update_task_status", task_id="TASK-051", status="in_progress")
+
+    assert error_text(result, "update_task_status") == f"Invalid status transition: {detail}"
+
+
+def test_delete_task(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.delete(f"{URL}/tasks/TASK-051", status=204)
+
+    result = call("delete_task", task_id="TASK-051")
+
+    assert route.call_count == 1
+    assert result.structured_content == {"deleted": True, "task_id": "TASK-051"}
+
+
+def test_add_task_rejects_unknown_fields_before_any_request(http: responses.RequestsMock, call: ToolCall) -> None:
+    result = call("add_task", tasks=[{"project_id": "p", "title": "t", "owner": "cc"}])
+
+    assert "owner" in error_text(result, "add_task")
+    assert len(http.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "field"),
+    [
+        ("reserve_id_range", {"artifact_type": "US", "count": 0, "project_id": "p"}, "count"),
+        ("reserve_id_range", {"artifact_type": "US", "count": 101, "project_id": "p"}, "count"),
+        ("update_task_status", {"task_id": "TASK-1", "status": "finished"}, "status"),
+        ("list_tasks", {"limit": 500}, "limit"),
+        ("get_next_task", {}, "project_id"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_request(
+    http: responses.RequestsMock, call: ToolCall, tool: str, arguments: dict[str, Any], field: str
+) -> None:
+    result = call(tool, **arguments)
+
+    assert field in error_text(result, tool)
+    assert len(http.calls) == 0
+
+
+# Handoffs, log, delegation
+
+
+def test_create_handoff(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.post(
+        f"{URL}/handoffs",
+        status=201,
+        json=HANDOFF,
+        match=[
+            matchers.json_params_matcher(
+                {"project": "ArtForge", "task": "sprint3-status-report", "direction": "cc_to_ai", "content": "# Hi"}
+            )
+        ],
+    )
+
+    result = call(
+        "create_handoff", project_id="ArtForge", task="sprint3-status-report", direction="cc_to_ai", content="# Hi"
+    )
+
+    assert route.call_count == 1
+    assert result.structured_content["public_url"] == HANDOFF["public_url"]
+
+
+def test_list_handoffs_returns_summaries_without_content(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.get(
+        f"{URL}/handoffs",
+        json={"handoffs": [{**HANDOFF, "content": "# long markdown"}], "total": 1, "has_more": False},
+        match=[
+            matchers.query_param_matcher(
+                {"project": "ArtForge", "status": "pending", "to_agent": "cc", "limit": "20", "offset": "0"}
+            )
+        ],
+    )
+
+    result = call("list_handoffs", project_id="ArtForge", status="pending", to_agent="cc")
+
+    assert route.call_count == 1
+    assert result.structured_content["handoffs"][0]["task"] == "sprint3-status-report"
+    assert "content" not in result.structured_content["handoffs"][0]
+
+
+def test_get_handoff_includes_the_content(http: responses.RequestsMock, call: ToolCall) -> None:
+    http.get(f"{URL}/handoffs/{HANDOFF['id']}", json={**HANDOFF, "content": "# Status", "metadata": {"v": 1}})
+
+    result = call("get_handoff", handoff_id=HANDOFF["id"])
+
+    assert result.structured_content["content"] == "# Status"
+    assert result.structured_content["metadata"] == {"v": 1}
+
+
+def test_update_handoff_status(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.patch(
+        f"{URL}/handoffs/{HANDOFF['id']}",
+        json={**HANDOFF, "status": "processed"},
+        match=[matchers.json_params_matcher({"status": "processed"})],
+    )
+
+    result = call("update_handoff_status", handoff_id=HANDOFF["id"], status="processed")
+
+    assert route.call_count == 1
+    assert result.structured_content["status"] == "processed"
+
+
+def test_get_log(http: responses.RequestsMock, call: ToolCall) -> None:
+    entry = {"timestamp": "2026-02-07T15:00:00Z", "type": "task", "project": "p", "summary": "Task created", "id": "x"}
+    route = http.get(
+        f"{URL}/log",
+        json={"entries": [entry]},
+        match=[matchers.query_param_matcher({"project": "p", "type": "task", "limit": "10"})],
+    )
+
+    result = call("get_log", project_id="p", type="task", limit=10)
+
+    assert route.call_count == 1
+    assert result.structured_content["entries"][0]["summary"] == "Task created"
+
+
+def test_delegate_task_async(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.post(
+        f"{URL}/task/delegate",
+        json={"task_id": "task_1", "status": "delegated"},
+        match=[
+            matchers.json_params_matcher(
+                {"type": "code", "prompt": "Write is_prime", "priority": 8, "sync": False, "files": ["utils.py"]}
+            )
+        ],
+    )
+
+    result = call("delegate_task", prompt="Write is_prime", type="code", priority=8, files=["utils.py"])
+
+    assert result.structured_content == {"task_id": "task_1", "status": "delegated", "result": None}
+    assert route.calls[0].request.req_kwargs["timeout"] == 5.0
+
+
+def test_delegate_task_sync_waits_for_the_result(http: responses.RequestsMock, call: ToolCall) -> None:
+    answer = {"task_id": "task_2", "status": "completed", "result": {"success": True, "output": "ok", "error": None}}
+    route = http.post(f"{URL}/task/delegate", json=answer)
+
+    result = call("delegate_task", prompt="What is recursion?", sync=True, options={"timeout": 30})
+
+    assert result.structured_content["result"]["output"] == "ok"
+    assert route.calls[0].request.req_kwargs["timeout"] == 35.0
+
+
+# Resources
+
+
+def read(tracker: TrackerClient, uri: str) -> Any:
+    """resources/read through a real client; a protocol error is returned, not raised."""
+
+    async def go() -> Any:
+        async with Client(build_server(tracker)) as mcp:
+            try:
+                return await mcp.read_resource(uri)
+            except MCPError as error:
+                return error
+
+    return anyio.run(go)
+
+
+def test_task_resource_is_json(http: responses.RequestsMock, client: TrackerClient) -> None:
+    http.get(f"{URL}/tasks/TASK-051", json=task_json())
+
+    contents = read(client, "tracker://tasks/TASK-051").contents[0]
+
+    assert contents.mime_type == "application/json"
+    assert json.loads(contents.text)["key"] == "TASK-051"
+
+
+def test_handoff_resource_is_the_markdown(http: responses.RequestsMock, client: TrackerClient) -> None:
+    http.get(f"{URL}/handoffs/{HANDOFF['id']}/content", body="# Status\n\nAll green.", content_type="text/markdown")
+
+    contents = read(client, f"tracker://handoffs/{HANDOFF['id']}").contents[0]
+
+    assert contents.mime_type == "text/markdown"
+    assert contents.text == "# Status\n\nAll green."
+
+
+def test_a_missing_task_resource_is_a_protocol_error_with_the_message(
+    http: responses.RequestsMock, client: TrackerClient
+) -> None:
+    http.get(f"{URL}/tasks/TASK-999", **problem(404, "TASK_NOT_FOUND", "Task not found", "Task not found: TASK-999"))
+
+    error = read(client, "tracker://tasks/TASK-999")
+
+    assert isinstance(error, MCPError)
+    assert error.error.message == "Task not found: TASK-999"
+    assert error.error.code == -32602  # invalid params: the resource does not exist
