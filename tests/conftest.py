@@ -32,7 +32,7 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated database on the session's embedded PostgreSQL (the same package `tracker serve` uses)."""
     # A short path keeps the unix socket path under its length limit.
     data_dir = Path(f"/tmp/trk-test-{os.getpid()}")
-    url = embedded.start(data_dir, database="tracker_test")
+    url = embedded.start(data_dir, database="tracker_test", delete_on_exit=True)
     migrate(url)
     return url
 

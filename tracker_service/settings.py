@@ -33,8 +33,8 @@ class Settings:
     log_level: str = "info"
     # Serve handoff markdown at /handoffs/{id}/content without a key (for web agents).
     public_content: bool = True
-    # How often expired handoffs are archived (and other housekeeping runs).
-    sweep_interval_seconds: int = 30
+    # How often lapsed leases and expired handoffs are swept (and other housekeeping runs).
+    sweep_interval_seconds: int = 5
     # Project of delegated tasks that name none in options.project.
     delegation_project: str = "delegated"
 

@@ -1,4 +1,5 @@
-"""Periodic housekeeping in each tracker process: archive expired handoffs, drop old idempotency records.
+"""Periodic housekeeping in each tracker process: hand back tasks whose lease lapsed, archive
+expired handoffs, drop old idempotency records.
 
 Every statement is idempotent, so several tracker processes sweeping one database is harmless.
 """
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tracker_service.domain.handoffs.service import archive_expired
+from tracker_service.domain.tasks.service import lapse_expired_leases
 
 log = logging.getLogger("tracker.sweeper")
 
@@ -20,6 +22,11 @@ IDEMPOTENCY_RETENTION = "24 hours"
 
 
 async def sweep_once(engine: AsyncEngine) -> int:
+    """One round; returns how many tasks and handoffs it changed."""
+    async with engine.begin() as conn:
+        lapsed = await lapse_expired_leases(conn)
+    if lapsed:
+        log.info("%d task leases lapsed; the tasks are pending again", lapsed)
     async with engine.begin() as conn:
         archived = await archive_expired(conn)
         await conn.execute(
@@ -27,7 +34,7 @@ async def sweep_once(engine: AsyncEngine) -> int:
         )
     if archived:
         log.info("archived %d expired handoffs", archived)
-    return archived
+    return lapsed + archived
 
 
 class Sweeper:

@@ -168,3 +168,26 @@ def test_related_handoff_on_tasks(api, project):
         api.post("/mcp/tasks", json={"project": project, "title": "Fix BUG-010", "related_handoff_id": h["id"]}), 201
     )
     assert task["related_handoff_id"] == h["id"]
+
+
+def test_related_handoff_must_be_the_tenants_own(api, tracker_url, make_key, project):
+    problem(
+        api.post("/tasks", json={"project": project, "title": "x", "related_handoff_id": str(uuid.uuid4())}),
+        400,
+        "INVALID_REQUEST",
+    )
+    with client_for(tracker_url, make_key(tenant_name="rh-" + project)) as other:
+        theirs = handoff(other, project)
+    body = problem(
+        api.post("/tasks", json={"project": project, "title": "x", "related_handoff_id": theirs["id"]}),
+        400,
+        "INVALID_REQUEST",
+    )
+    assert body["errors"][0]["field"] == "related_handoff_id"
+    task = ok(api.post("/tasks", json={"project": project, "title": "x"}), 201)
+    problem(api.patch(f"/tasks/{task['id']}", json={"related_handoff_id": theirs["id"]}), 400, "INVALID_REQUEST")
+    mine = handoff(api, project)
+    assert (
+        ok(api.patch(f"/tasks/{task['id']}", json={"related_handoff_id": mine["id"]}))["related_handoff_id"]
+        == mine["id"]
+    )

@@ -35,5 +35,7 @@ def test_log_shows_every_kind_of_mutation_newest_first(api, tracker_url, make_ke
     assert len(ok(api.get("/log", params={"project": project, "type": "task.created"}))["entries"]) == 1
     assert len(ok(api.get("/log", params={"project": project, "limit": 2}))["entries"]) == 2
     assert ok(api.get("/log", params={"project": project, "since": "2999-01-01T00:00:00Z"}))["entries"] == []
+    # Key changes are logged too (they belong to no project).
+    assert "key.created" in [e["event"] for e in ok(api.get("/log", params={"type": "key"}))["entries"]]
     with client_for(tracker_url, make_key(tenant_name="other-" + project)) as other:
         assert ok(other.get("/log", params={"project": project}))["entries"] == []

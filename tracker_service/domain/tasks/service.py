@@ -11,8 +11,8 @@ from sqlalchemy import Row, delete, exists, func, insert, or_, select, text, upd
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tracker_service.db.models import handoffs, tasks
 from tracker_service.db.models import task_dependencies as deps
-from tracker_service.db.models import tasks
 from tracker_service.domain.common import format_id
 from tracker_service.domain.events.service import event_values, record
 from tracker_service.domain.ids.service import IdRegistry
@@ -61,6 +61,34 @@ _depends_on = (
 TASK_COLUMNS = [c for c in tasks.c if c.name not in ("tenant", "priority_rank")] + [_depends_on]
 SUMMARY_COLUMNS = [tasks.c[n] for n in TaskSummary.model_fields]
 ORDER = (tasks.c.priority_rank, tasks.c.created_at, tasks.c.id)
+
+
+# A lapsed lease hands the task back: pending, unassigned, logged with who held it.
+_LAPSE = text(
+    """
+    WITH lapsed AS (
+        UPDATE tasks t SET status = 'pending', assigned_to = NULL, lease_expires_at = NULL, updated_at = now()
+        FROM (
+            SELECT id, assigned_to FROM tasks
+            WHERE status = 'in_progress' AND lease_expires_at < now()
+            ORDER BY lease_expires_at LIMIT 1000
+            FOR UPDATE SKIP LOCKED
+        ) old
+        WHERE t.id = old.id
+        RETURNING t.id, t.tenant, t.project, t.key, old.assigned_to
+    )
+    INSERT INTO events (tenant, project, type, entity_id, actor, summary)
+    SELECT tenant, project, 'task.lease_expired', id::text, 'tracker',
+           'Lease lapsed: ' || key || ' (held by ' || coalesce(assigned_to, 'nobody') || ') is pending again'
+    FROM lapsed
+    RETURNING entity_id
+    """
+)
+
+
+async def lapse_expired_leases(conn: AsyncConnection) -> int:
+    """Return every task whose lease lapsed to pending (used by the periodic sweep)."""
+    return len((await conn.execute(_LAPSE)).all())
 
 
 def _ready(candidate: Any) -> Any:
@@ -232,7 +260,21 @@ class TaskService:
             cond.append(c.c.type == type_)
         return select(c.c.id).where(*cond).order_by(c.c.priority_rank, c.c.created_at, c.c.id).limit(1)
 
+    async def _check_handoff(self, handoff_id: UUID | None) -> None:
+        """A task may only point at a handoff of its own tenant."""
+        if handoff_id is None:
+            return
+        found = await self.conn.execute(
+            select(handoffs.c.id).where(handoffs.c.id == handoff_id, handoffs.c.tenant == self.tenant)
+        )
+        if found.first() is None:
+            raise InvalidRequest(
+                f"related_handoff_id: handoff {handoff_id} not found",
+                errors=[{"field": "related_handoff_id", "message": "no such handoff"}],
+            )
+
     async def _insert(self, data: TaskIn) -> tuple[UUID, str]:
+        await self._check_handoff(data.related_handoff_id)
         ids = IdRegistry(self.conn, self.principal)
         if data.key is None:
             key = format_id("TASK", await ids.allocate_number(data.project, "TASK"))
@@ -288,6 +330,7 @@ class TaskService:
 
     async def _change(self, ref: str, project: str | None, fields: dict[str, Any]) -> TaskOut:
         current = await self._lock(ref, project)
+        await self._check_handoff(fields.get("related_handoff_id"))
         reporter = fields.pop("agent", None)
         if reporter is not None and current.status == "in_progress" and current.assigned_to not in (None, reporter):
             raise Conflict(
