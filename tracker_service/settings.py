@@ -37,6 +37,10 @@ class Settings:
     sweep_interval_seconds: int = 5
     # Project of delegated tasks that name none in options.project.
     delegation_project: str = "delegated"
+    # Serve Prometheus metrics at /metrics (no key, like /health).
+    metrics: bool = True
+    # text or json (one JSON object per line, with the request id).
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tracker_service.domain.handoffs.service import archive_expired
 from tracker_service.domain.tasks.service import lapse_expired_leases
+from tracker_service.metrics import LEASE_EXPIRIES
 
 log = logging.getLogger("tracker.sweeper")
 
@@ -26,6 +27,7 @@ async def sweep_once(engine: AsyncEngine) -> int:
     async with engine.begin() as conn:
         lapsed = await lapse_expired_leases(conn)
     if lapsed:
+        LEASE_EXPIRIES.inc(lapsed)
         log.info("%d task leases lapsed; the tasks are pending again", lapsed)
     async with engine.begin() as conn:
         archived = await archive_expired(conn)

@@ -11,6 +11,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from tracker_service.errors import TrackerError
+from tracker_service.logs import request_id
 
 log = logging.getLogger("tracker.errors")
 
@@ -50,6 +51,9 @@ def problem(
     }
     if request is not None:
         standard["instance"] = request.url.path
+    if (rid := request_id.get()) is not None:
+        # Errors raised before the handler are rendered outside RequestLog: echo the id here too.
+        headers = {**(headers or {}), "X-Request-ID": rid}
     # Extension members never replace the standard ones.
     return Response({**(extra or {}), **standard}, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

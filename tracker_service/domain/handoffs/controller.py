@@ -87,7 +87,7 @@ class HandoffController(Controller):
         """The whole conversation this handoff belongs to, oldest first."""
         return await handoff_service.thread(parse_uuid("handoff_id", handoff_id))
 
-    @get("/{handoff_id:str}/content", opt={"public": True}, media_type="text/markdown")
+    @get("/{handoff_id:str}/content", opt={"public": True}, media_type="text/markdown", security=[])
     async def handoff_content(self, request: Request, handoff_id: FromPath[str]) -> Response[str]:
         """The handoff's markdown, without a key (for web agents); 404 when unknown or expired."""
         if not request.app.state.settings.public_content:

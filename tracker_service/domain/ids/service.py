@@ -21,6 +21,7 @@ from tracker_service.domain.events.service import event_values, record
 from tracker_service.domain.ids.schemas import CounterOut, NextIdOut, ReservationOut, ReservationPage
 from tracker_service.domain.keys.service import Principal
 from tracker_service.errors import Conflict, InvalidRequest, ReservationNotFound
+from tracker_service.metrics import IDS_ALLOCATED
 
 _ALLOCATE = text(
     """
@@ -79,7 +80,9 @@ class IdRegistry:
 
     async def allocate_number(self, project: str, type_: str) -> int:
         params = {"tenant": self.tenant, "project": project, "type": type_}
-        return (await self.conn.execute(_ALLOCATE, params)).scalar_one()
+        number = (await self.conn.execute(_ALLOCATE, params)).scalar_one()
+        IDS_ALLOCATED.labels("single").inc()
+        return number
 
     async def allocate(self, project: str, type_: str) -> NextIdOut:
         number = await self.allocate_number(project, type_)
@@ -149,6 +152,7 @@ class IdRegistry:
                 },
             )
         ).one()
+        IDS_ALLOCATED.labels("reserved").inc(count)
         out = _reservation_out(row, row.now)
         await self._event(
             project,

@@ -38,6 +38,7 @@ from tracker_service.errors import (
     InvalidTransition,
     TaskNotFound,
 )
+from tracker_service.metrics import CLAIMS
 from tracker_service.settings import Settings
 
 _dep = tasks.alias("dep")
@@ -176,6 +177,7 @@ class TaskService:
                 .returning(*TASK_COLUMNS)
             )
         ).first()
+        CLAIMS.labels("claimed" if row else "empty").inc()
         if row is None:
             return None
         task = TaskOut.from_row(row)

