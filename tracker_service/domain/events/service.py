@@ -32,9 +32,19 @@ def event_values(
     }
 
 
-async def record(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(insert(events), rows)
+async def record(
+    conn: AsyncConnection,
+    tenant: str,
+    type_: str,
+    summary: str,
+    *,
+    project: str | None,
+    entity_id: object,
+    actor: str | None,
+) -> None:
+    """Write one event in the caller's transaction: it commits, or vanishes, with the change."""
+    values = event_values(tenant, type_, summary, project=project, entity_id=entity_id, actor=actor)
+    await conn.execute(insert(events).values(values))
 
 
 class EventLog:

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import handoffs
-from tracker_service.domain.events.service import event_values, record
+from tracker_service.domain.events.service import record
 from tracker_service.domain.handoffs.schemas import (
     DIRECTIONS,
     HANDOFF_STATUSES,
@@ -217,12 +217,7 @@ class HandoffService:
             data["public_url"] = f"{self.settings.base_url}/handoffs/{data['id']}/content"
         return HandoffOut.model_validate(data)
 
-    async def _event(self, project: str, type_: str, summary: str, entity_id: Any) -> None:
+    async def _event(self, project: str, type_: str, summary: str, entity_id: object) -> None:
         await record(
-            self.conn,
-            [
-                event_values(
-                    self.tenant, type_, summary, project=project, entity_id=entity_id, actor=self.principal.name
-                )
-            ],
+            self.conn, self.tenant, type_, summary, project=project, entity_id=entity_id, actor=self.principal.name
         )

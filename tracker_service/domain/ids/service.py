@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import id_counters, id_free, id_reservations
 from tracker_service.domain.common import format_id
-from tracker_service.domain.events.service import event_values, record
+from tracker_service.domain.events.service import record
 from tracker_service.domain.ids.schemas import CounterOut, NextIdOut, ReservationOut, ReservationPage
 from tracker_service.domain.keys.service import Principal
 from tracker_service.errors import Conflict, InvalidRequest, ReservationNotFound
@@ -261,14 +261,9 @@ class IdRegistry:
             )
         ).scalar_one_or_none() or 0
 
-    async def _event(self, project: str, type_: str, summary: str, entity_id: str) -> None:
+    async def _event(self, project: str, type_: str, summary: str, entity_id: object) -> None:
         await record(
-            self.conn,
-            [
-                event_values(
-                    self.tenant, type_, summary, project=project, entity_id=entity_id, actor=self.principal.name
-                )
-            ],
+            self.conn, self.tenant, type_, summary, project=project, entity_id=entity_id, actor=self.principal.name
         )
 
 

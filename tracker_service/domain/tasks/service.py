@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tracker_service.db.models import handoffs, tasks
 from tracker_service.db.models import task_dependencies as deps
 from tracker_service.domain.common import format_id
-from tracker_service.domain.events.service import event_values, record
+from tracker_service.domain.events.service import record
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks.schemas import (
@@ -181,9 +181,8 @@ class TaskService:
         if row is None:
             return None
         task = TaskOut.from_row(row)
-        await self._event(
-            task, "task.claimed", f"Task claimed by {data.agent}: {task.key} {task.title}", actor=data.agent
-        )
+        summary = f"Task claimed by {data.agent}: {task.key} {task.title}"
+        await self._event("task.claimed", summary, task.project, task.id, actor=data.agent)
         return task
 
     async def set_status(self, ref: str, project: str | None, data: StatusIn) -> TaskOut:
@@ -237,19 +236,7 @@ class TaskService:
         ).first()
         if row is None:
             raise TaskNotFound(f"Task not found: {ref}", ref=ref)
-        await record(
-            self.conn,
-            [
-                event_values(
-                    self.tenant,
-                    "task.deleted",
-                    f"Task deleted: {row.key} {row.title}",
-                    project=row.project,
-                    entity_id=row.id,
-                    actor=self.principal.name,
-                )
-            ],
-        )
+        await self._event("task.deleted", f"Task deleted: {row.key} {row.title}", row.project, row.id)
 
     # --- internals ---------------------------------------------------------------------
 
@@ -315,19 +302,7 @@ class TaskService:
             )
         if data.depends_on:
             await self._set_dependencies(row.id, data.project, data.depends_on, replace=False)
-        await record(
-            self.conn,
-            [
-                event_values(
-                    self.tenant,
-                    "task.created",
-                    f"Task created: {key} {data.title}",
-                    project=data.project,
-                    entity_id=row.id,
-                    actor=self.principal.name,
-                )
-            ],
-        )
+        await self._event("task.created", f"Task created: {key} {data.title}", data.project, row.id)
         return row.id, key
 
     async def _change(self, ref: str, project: str | None, fields: dict[str, Any]) -> TaskOut:
@@ -373,11 +348,10 @@ class TaskService:
         ).one()
         task = TaskOut.from_row(row)
         if moved:
-            await self._event(task, "task.status", f"Task {task.key}: {current.status} → {new}")
+            await self._event("task.status", f"Task {task.key}: {current.status} → {new}", task.project, task.id)
         elif fields or dependencies is not None:
-            await self._event(
-                task, "task.updated", f"Task updated: {task.key} ({', '.join(sorted(fields) or ['depends_on'])})"
-            )
+            changed = ", ".join(sorted(fields) or ["depends_on"])
+            await self._event("task.updated", f"Task updated: {task.key} ({changed})", task.project, task.id)
         return task
 
     async def _set_dependencies(self, task_id: UUID, project: str, refs: list[str], replace: bool) -> None:
@@ -453,17 +427,13 @@ class TaskService:
         row = (await self.conn.execute(select(*TASK_COLUMNS).where(tasks.c.id == task_id))).one()
         return TaskOut.from_row(row)
 
-    async def _event(self, task: TaskOut, type_: str, summary: str, actor: str | None = None) -> None:
+    async def _event(self, type_: str, summary: str, project: str, entity_id: object, actor: str | None = None) -> None:
         await record(
             self.conn,
-            [
-                event_values(
-                    self.tenant,
-                    type_,
-                    summary,
-                    project=task.project,
-                    entity_id=task.id,
-                    actor=actor or self.principal.name,
-                )
-            ],
+            self.tenant,
+            type_,
+            summary,
+            project=project,
+            entity_id=entity_id,
+            actor=actor or self.principal.name,
         )
