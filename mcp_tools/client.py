@@ -1,9 +1,11 @@
 """REST client of the tracker: one ``requests.Session`` per process, one ``_request`` choke point.
 
-Every request carries ``Authorization: Bearer <key>`` and a timeout. Every write carries a
-fresh ``Idempotency-Key`` (one per call, reused by the adapter's retries), which is what lets
-``transport.IdempotentRetryAdapter`` retry it safely. Every failure is translated here, once,
-into an ``errors.TrackerError`` whose message the agent reads.
+Every request carries ``Authorization: Bearer <key>`` and a timeout. The key is asked for on each
+request, never stored on the session: over stdio it is the process's key, over streamable HTTP
+the key of the client whose tool call this is, so one pooled session serves every user. Every
+write carries a fresh ``Idempotency-Key`` (one per call, reused by the adapter's retries), which
+is what lets ``transport.IdempotentRetryAdapter`` retry it safely. Every failure is translated
+here, once, into an ``errors.TrackerError`` whose message the agent reads.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -27,7 +31,8 @@ from .models import (
     Delegation,
     Handoff,
     HandoffPage,
-    HandoffSummary,
+    HandoffReceipt,
+    Lease,
     LogPage,
     NextTask,
     Reservation,
@@ -44,11 +49,20 @@ USER_AGENT = "tracker-mcp"
 DEFAULT_SYNC_WAIT = 120.0
 
 
-def build_session(api_key: str, retry: Retry | None = None) -> requests.Session:
-    """The process-wide session: auth header, pooled connections, retries in the adapter."""
+def build_session(api_key: str | None = None, retry: Retry | None = None, pool_maxsize: int = 10) -> requests.Session:
+    """The process-wide session: pooled connections, retries in the adapter.
+
+    ``api_key`` is only a default for requests sent on the session directly (scripts, tests);
+    ``TrackerClient`` never passes one, and its per-request key would win anyway. Cookies are
+    refused: a cookie one user's answer set would ride along on every other user's requests over
+    streamable HTTP (the tracker sets none; this keeps it that way).
+    """
     session = requests.Session()
-    session.headers.update({"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT})
-    adapter = IdempotentRetryAdapter(retry or default_retry())
+    session.headers["User-Agent"] = USER_AGENT
+    if api_key:
+        session.headers["Authorization"] = f"Bearer {api_key}"
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    adapter = IdempotentRetryAdapter(retry or default_retry(), pool_maxsize=pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -63,12 +77,21 @@ def _params(**params: Any) -> dict[str, Any]:
 
 
 class TrackerClient:
-    """Typed calls to the tracker's REST API; each method is one HTTP request."""
+    """Typed calls to the tracker's REST API; each method is one HTTP request.
 
-    def __init__(self, config: Config, session: requests.Session | None = None) -> None:
+    ``api_key`` returns the key for the request being made (default: ``config.api_key``).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        session: requests.Session | None = None,
+        api_key: Callable[[], str] | None = None,
+    ) -> None:
         self._base = config.base_url
         self._timeout = config.timeout
-        self._session = session or build_session(config.api_key)
+        self._session = session or build_session()
+        self._api_key = api_key or _fixed_key(config.api_key)
 
     def close(self) -> None:
         self._session.close()
@@ -85,7 +108,9 @@ class TrackerClient:
     ) -> Any:
         """Send one request; return the JSON body (text for non-JSON, None when empty) or raise."""
         write = method in WRITE_METHODS
-        headers = {IDEMPOTENCY_HEADER: uuid.uuid4().hex} if write else None
+        headers = {"Authorization": f"Bearer {self._api_key()}"}
+        if write:
+            headers[IDEMPOTENCY_HEADER] = uuid.uuid4().hex
         wait = timeout or self._timeout
         started = time.perf_counter()
         try:
@@ -146,12 +171,20 @@ class TrackerClient:
         completion_notes: str = "",
         result: Any = None,
         project: str | None = None,
+        agent: str | None = None,
     ) -> Task:
-        payload = _params(status=status, completion_notes=completion_notes or None, result=result)
+        payload = _params(status=status, completion_notes=completion_notes or None, result=result, agent=agent)
         body = self._request(
             "PUT", f"/tasks/{_ref(ref)}/status", params=_params(project=project), json=payload, subject=ref
         )
         return _parse(Task, body.get("updated_task", body))
+
+    def heartbeat(self, ref: str, agent: str, lease_seconds: int | None = None, project: str | None = None) -> Lease:
+        payload = _params(agent=agent, lease_seconds=lease_seconds)
+        body = self._request(
+            "POST", f"/tasks/{_ref(ref)}/heartbeat", params=_params(project=project), json=payload, subject=ref
+        )
+        return _parse(Lease, body)
 
     def delete_task(self, ref: str, project: str | None = None) -> None:
         self._request("DELETE", f"/tasks/{_ref(ref)}", params=_params(project=project), subject=ref)
@@ -168,8 +201,8 @@ class TrackerClient:
 
     # Handoffs and activity
 
-    def create_handoff(self, handoff: dict[str, Any]) -> HandoffSummary:
-        return _parse(HandoffSummary, self._request("POST", "/handoffs", json=handoff))
+    def create_handoff(self, handoff: dict[str, Any]) -> HandoffReceipt:
+        return _parse(HandoffReceipt, self._request("POST", "/handoffs", json=handoff))
 
     def list_handoffs(self, limit: int = 20, offset: int = 0, **filters: str | None) -> HandoffPage:
         body = self._request("GET", "/handoffs", params=_params(limit=limit, offset=offset, **filters))
@@ -181,9 +214,9 @@ class TrackerClient:
     def handoff_markdown(self, handoff_id: str) -> str:
         return str(self._request("GET", f"/handoffs/{_ref(handoff_id)}/content") or "")
 
-    def set_handoff_status(self, handoff_id: str, status: str) -> HandoffSummary:
+    def set_handoff_status(self, handoff_id: str, status: str) -> HandoffReceipt:
         body = self._request("PATCH", f"/handoffs/{_ref(handoff_id)}", json={"status": status})
-        return _parse(HandoffSummary, body)
+        return _parse(HandoffReceipt, body)
 
     def log(self, limit: int = 50, **filters: str | None) -> LogPage:
         return _parse(LogPage, self._request("GET", "/log", params=_params(limit=limit, **filters)))
@@ -195,6 +228,12 @@ class TrackerClient:
             wait = (request.get("options") or {}).get("timeout")
             timeout = self._timeout + (wait if isinstance(wait, int | float) and wait > 0 else DEFAULT_SYNC_WAIT)
         return _parse(Delegation, self._request("POST", "/task/delegate", json=request, timeout=timeout))
+
+
+def _fixed_key(key: str | None) -> Callable[[], str]:
+    if not key:
+        raise ValueError("TrackerClient needs config.api_key or an api_key callable")
+    return lambda: key
 
 
 def _parse(model: type[M], body: Any) -> M:

@@ -1,52 +1,141 @@
-"""Settings of the bridge, read once at start from the environment (and a ``.env`` file)."""
+"""Settings of the bridge, read once at start from the command line, the environment and a ``.env`` file.
+
+A flag wins over its environment variable, which wins over ``.env``, which wins over the default.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal, cast
 
 from dotenv import find_dotenv, load_dotenv
 
 DEFAULT_URL = "http://localhost:8080"
 DEFAULT_TIMEOUT = 5.0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8766
+
+Transport = Literal["stdio", "streamable-http"]
+TRANSPORTS: tuple[Transport, ...] = ("stdio", "streamable-http")
+#: Addresses that accept connections for any host name: DNS rebinding needs an allow-list there.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
 
 
 class ConfigError(ValueError):
-    """The environment cannot start the bridge; the message says which variable to fix."""
+    """The command line or environment cannot start the bridge; the message says what to fix."""
 
 
 @dataclass(frozen=True)
 class Config:
-    """Where the tracker is and how to talk to it."""
+    """Where the tracker is, how to talk to it, and how to serve MCP.
 
-    api_key: str
+    ``api_key`` is set in stdio mode only: over streamable HTTP each client sends its own key.
+    """
+
+    api_key: str | None = None
     base_url: str = DEFAULT_URL
     timeout: float = DEFAULT_TIMEOUT
+    transport: Transport = "stdio"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    allowed_hosts: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # the key never reaches a log line or a traceback
-        return f"Config(base_url={self.base_url!r}, timeout={self.timeout!r}, api_key='***')"
+        key = "***" if self.api_key else None
+        return (
+            f"Config(base_url={self.base_url!r}, timeout={self.timeout!r}, api_key={key!r}, "
+            f"transport={self.transport!r}, host={self.host!r}, port={self.port!r}, "
+            f"allowed_hosts={self.allowed_hosts!r})"
+        )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
-        """Build from ``env`` (default: ``os.environ`` after loading ``.env`` without overriding it).
+    def from_env(cls, env: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> Config:
+        """Build from ``args`` (the command line, without the program name) and ``env``.
 
-        Raises ConfigError when ``TASK_TRACKING_API_KEY`` is unset or a value is malformed.
+        ``env`` defaults to ``os.environ`` after loading ``.env`` without overriding it. Raises
+        ConfigError when a value is malformed, when stdio mode has no ``TASK_TRACKING_API_KEY``, or
+        when the bridge would listen on every address without a list of allowed host names.
         """
+        flags = _parser().parse_args(list(args))
         if env is None:
             load_dotenv(find_dotenv(usecwd=True), override=False)
             env = os.environ
-        api_key = env.get("TASK_TRACKING_API_KEY", "").strip()
-        if not api_key:
-            raise ConfigError("TASK_TRACKING_API_KEY environment variable not set")
+
+        transport = (flags.transport or env.get("TRACKER_MCP_TRANSPORT") or "stdio").strip()
+        if transport not in TRANSPORTS:
+            raise ConfigError(f"TRACKER_MCP_TRANSPORT must be stdio or streamable-http, got {transport!r}")
         base_url = (env.get("TASK_TRACKING_URL") or DEFAULT_URL).strip().rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"TASK_TRACKING_URL must start with http:// or https://, got {base_url!r}")
-        raw_timeout = env.get("TASK_TRACKING_TIMEOUT") or str(DEFAULT_TIMEOUT)
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            timeout = 0.0
-        if timeout <= 0:
-            raise ConfigError(f"TASK_TRACKING_TIMEOUT must be a positive number of seconds, got {raw_timeout!r}")
-        return cls(api_key=api_key, base_url=base_url, timeout=timeout)
+        timeout = _positive(env.get("TASK_TRACKING_TIMEOUT") or str(DEFAULT_TIMEOUT))
+
+        if transport == "stdio":
+            api_key = env.get("TASK_TRACKING_API_KEY", "").strip()
+            if not api_key:
+                raise ConfigError("TASK_TRACKING_API_KEY environment variable not set")
+            return cls(api_key=api_key, base_url=base_url, timeout=timeout)
+
+        # Over HTTP a key set for the process is deliberately not used: a client that sends no key
+        # must get a 401, never the operator's tenant.
+        host = (flags.host or env.get("TRACKER_MCP_HOST") or DEFAULT_HOST).strip()
+        port = _port(str(flags.port) if flags.port is not None else env.get("TRACKER_MCP_PORT") or str(DEFAULT_PORT))
+        named = flags.allowed_hosts if flags.allowed_hosts else env.get("TRACKER_MCP_ALLOWED_HOSTS", "").split(",")
+        allowed_hosts = tuple(dict.fromkeys(h.strip() for h in named if h.strip()))
+        if host in WILDCARD_HOSTS and not allowed_hosts:
+            raise ConfigError(
+                f"refusing to listen on {host} without allowed host names: any web page could reach the bridge "
+                "through DNS rebinding. Name the host names clients use, e.g. --allowed-host tracker.example.com "
+                "(repeatable) or TRACKER_MCP_ALLOWED_HOSTS=tracker.example.com,10.0.0.5"
+            )
+        return cls(
+            base_url=base_url,
+            timeout=timeout,
+            transport=cast(Transport, transport),
+            host=host,
+            port=port,
+            allowed_hosts=allowed_hosts,
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tracker-mcp",
+        description="MCP server whose tools call the task tracker's REST API (TASK_TRACKING_URL).",
+        epilog="stdio needs TASK_TRACKING_API_KEY; over streamable-http each client sends "
+        "'Authorization: Bearer <key>' to /mcp.",
+    )
+    parser.add_argument("--transport", choices=TRANSPORTS, help="default stdio (env TRACKER_MCP_TRANSPORT)")
+    parser.add_argument("--host", help=f"streamable-http: address to bind, default {DEFAULT_HOST} (TRACKER_MCP_HOST)")
+    parser.add_argument("--port", type=int, help=f"streamable-http: default {DEFAULT_PORT} (TRACKER_MCP_PORT)")
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        dest="allowed_hosts",
+        metavar="HOST",
+        help="streamable-http: a Host header to accept besides loopback names, repeatable; required with "
+        "--host 0.0.0.0 (TRACKER_MCP_ALLOWED_HOSTS, comma-separated)",
+    )
+    return parser
+
+
+def _positive(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise ConfigError(f"TASK_TRACKING_TIMEOUT must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _port(raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise ConfigError(f"TRACKER_MCP_PORT must be a port number (1-65535), got {raw!r}")
+    return port

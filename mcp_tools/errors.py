@@ -72,6 +72,17 @@ def error_from_response(resp: requests.Response, subject: str | None = None) -> 
         return NotFound(f"Task not found: {subject}", status, code)
     if code == "INVALID_TRANSITION":
         return InvalidTransition(f"Invalid status transition: {detail}", status, code)
+    if code == "TIMEOUT" and problem.get("task_id"):
+        # A sync delegation that outlived its wait: the work is queued, not lost. The tracker's
+        # detail names a REST path; the agent needs the tool that reads the same thing.
+        task_id = problem["task_id"]
+        return ApiError(
+            f"Delegated task {task_id} did not finish in time and stays queued "
+            f"(status {problem.get('task_status') or 'unknown'}); read its status and result later with "
+            f"get_task(task_id='{task_id}'), or delegate with a longer options.timeout",
+            status,
+            code,
+        )
     message = f"Task Tracking API error: {status} - {detail}{_extras(problem, resp)}"
     if status == 404:
         return NotFound(message, status, code)

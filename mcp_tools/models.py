@@ -53,9 +53,18 @@ class Task(TaskSummary):
     result: Any = None
     related_handoff_id: str | None = None
     depends_on: list[Dependency] = []
+    type: str | None = None
     lease_expires_at: str | None = None
     created_at: str
     completed_at: str | None = None
+
+
+# A heartbeat's answer: just the lease, not the whole task again.
+class Lease(Out):
+    task_id: str = Field(description="Task key.")
+    status: str
+    assigned_to: str | None = None
+    lease_expires_at: str | None = None
 
 
 class NextTask(Out):
@@ -98,7 +107,7 @@ class Reservation(Out):
     status: str | None = None
 
 
-class HandoffSummary(Out):
+class HandoffBase(Out):
     id: str
     project: str
     task: str
@@ -107,12 +116,23 @@ class HandoffSummary(Out):
     to_agent: str | None = None
     status: str
     response_to: str | None = None
-    public_url: str | None = None
+    expires_at: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
 
 
-class Handoff(HandoffSummary):
+# A list item carries the first line and the size instead of the content.
+class HandoffSummary(HandoffBase):
+    summary: str | None = None
+    size: int | None = Field(None, description="Characters of content.")
+
+
+# What a write returns: the handoff without its content (the caller already has it).
+class HandoffReceipt(HandoffBase):
+    public_url: str | None = Field(None, description="Serves the markdown without a key.")
+
+
+class Handoff(HandoffReceipt):
     content: str
     metadata: dict[str, Any] | None = None
 
@@ -124,6 +144,7 @@ class HandoffPage(Page):
 class LogEntry(Out):
     timestamp: str
     type: str
+    event: str | None = Field(None, description="e.g. task.created")
     project: str | None = None
     summary: str
     id: str | None = None

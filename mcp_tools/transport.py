@@ -1,8 +1,10 @@
 """Retry policy of the bridge's one ``requests.Session``, in the adapter (never a loop per tool).
 
 - Up to 3 retries after the first attempt, backing off 100, 200, 400 ms, on connection errors
-  and on 429/500/502/503/504; a 429 or 503 ``Retry-After`` is honoured (capped, see below).
-- A read timeout is not retried: the caller has already waited the whole timeout once.
+  and on 429/500/502/503; a 429 or 503 ``Retry-After`` is honoured (capped, see below).
+- A read timeout, and a 504, are not retried: the caller has already waited the whole timeout
+  once (a sync ``delegate_task`` answers 504 after waiting for its worker; each retry would wait
+  that long again).
 - GET/HEAD/DELETE (idempotent by HTTP) are always retryable. POST/PUT/PATCH are retried only when the request
   carries an ``Idempotency-Key``: the tracker replays the first answer for a repeat, so a
   retry can never create a second task or allocate a second ID. A write without the header is
@@ -26,7 +28,7 @@ from urllib3.util.retry import Retry
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503})
 
 
 class BackoffRetry(Retry):

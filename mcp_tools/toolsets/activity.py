@@ -14,7 +14,9 @@ def register(server: MCPServer, client: TrackerClient) -> None:
     @tool(server, READ)
     def get_log(
         project_id: ProjectFilter = None,
-        type: Annotated[str | None, Field(description="Only this entry type, e.g. 'task' or 'handoff'.")] = None,
+        type: Annotated[
+            str | None, Field(description="task, id, handoff or key; or one event, e.g. task.created.")
+        ] = None,
         since: Since = None,
         limit: Limit = 50,
     ) -> LogPage:
@@ -28,9 +30,9 @@ def register(server: MCPServer, client: TrackerClient) -> None:
         priority: Annotated[int, Field(ge=1, le=10, description="1 (low) to 10 (urgent).")] = 5,
         files: Annotated[list[str] | None, Field(description="Paths the work concerns.")] = None,
         sync: Annotated[bool, Field(description="Wait for the result (up to options.timeout, default 120 s).")] = False,
-        options: Annotated[dict[str, Any] | None, Field(description="Worker options, e.g. timeout, model.")] = None,
+        options: Annotated[dict[str, Any] | None, Field(description="e.g. timeout (s), project, model.")] = None,
     ) -> Delegation:
-        """Hand work to a worker agent; returns its task_id, and with sync=true its result."""
+        """Hand work to a worker agent; returns its task_id (get_task follows it), with sync=true its result."""
         request = {"type": type, "prompt": prompt, "priority": priority, "sync": sync, "files": files or []}
         options = dict(options or {})
         if sync:

@@ -10,7 +10,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from ..client import TrackerClient
-from ..models import Handoff, HandoffPage, HandoffSummary
+from ..models import Handoff, HandoffPage, HandoffReceipt
 from .common import CREATE, READ, UPDATE, Limit, Offset, ProjectFilter, ProjectId, Since, tool
 
 Direction = Literal["cc_to_ai", "ai_to_cc"]
@@ -31,7 +31,7 @@ def register(server: MCPServer, client: TrackerClient) -> None:
         to_agent: Recipient = None,
         response_to: Annotated[str | None, Field(description="UUID of the handoff this answers.")] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="Extra JSON fields.")] = None,
-    ) -> HandoffSummary:
+    ) -> HandoffReceipt:
         """Post a markdown handoff for another agent; returns its id and a public_url readable without a key."""
         handoff = {
             "project": project_id,
@@ -68,7 +68,7 @@ def register(server: MCPServer, client: TrackerClient) -> None:
     @tool(server, UPDATE)
     def update_handoff_status(
         handoff_id: HandoffId, status: Annotated[HandoffStatus, Field(description="New status.")]
-    ) -> HandoffSummary:
+    ) -> HandoffReceipt:
         """Move a handoff along pending -> read -> processed -> archived."""
         return client.set_handoff_status(handoff_id, status)
 

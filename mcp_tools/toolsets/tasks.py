@@ -5,6 +5,14 @@ Merged on purpose: claiming is ``get_next_task(claim=true)`` (one tool to find o
 creating one task is ``add_task`` with a list of one (one create path, all-or-nothing), and
 status moves only through ``update_task_status`` (the state machine has one door; ``update_task``
 edits the other fields, so the two never overlap).
+
+Leases: a claimed task is leased to its agent, and the tracker hands it back to the queue when the
+lease lapses. ``heartbeat_task`` extends it. It is a tool of its own, not a parameter: it changes
+nothing but the lease, and folding it into ``update_task_status`` ("the same status again extends
+your lease") would be a rule the model could learn only from prose. It answers with a four-field
+``Lease`` rather than the whole task, which keeps its cost in ``tools/list`` to about 1,000
+characters. The holder check, on the other hand, is a parameter (``agent`` on
+``update_task_status``): it guards the same move, it is not a new one.
 """
 
 from typing import Annotated, Any
@@ -14,7 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..client import TrackerClient
-from ..models import AddedTasks, Deleted, NextTask, Task, TaskPage, compact_schema
+from ..models import AddedTasks, Deleted, Lease, NextTask, Task, TaskPage, compact_schema
 from .common import (
     CREATE,
     OVERWRITE,
@@ -90,13 +98,27 @@ def register(server: MCPServer, client: TrackerClient) -> None:
         completion_notes: Annotated[str, Field(description="What was done, or why it failed.")] = "",
         result: Annotated[Any, Field(description="Result to store with the task (any JSON).")] = None,
         project_id: KeyProject = None,
+        agent: Annotated[str | None, Field(description="You; refused if another agent holds the task.")] = None,
     ) -> Task:
         """Move a task to a new status and return the updated task.
 
         Moves follow the tracker's state machine; an impossible one fails with
         "Invalid status transition: <why>", an unknown task with "Task not found: <id>".
         """
-        return client.set_status(task_id, status, completion_notes, result, project_id)
+        return client.set_status(task_id, status, completion_notes, result, project_id, agent)
+
+    @tool(server, UPDATE)
+    def heartbeat_task(
+        task_id: TaskRef,
+        agent: Annotated[str, Field(min_length=1, description="You, the agent holding the task.")],
+        lease_seconds: Annotated[int | None, Field(ge=10, le=86_400, description="Lease from now.")] = None,
+        project_id: KeyProject = None,
+    ) -> Lease:
+        """Extend the lease of a task you claimed (default: the tracker's, usually 15 min); a lapsed lease requeues it.
+
+        Fails if the task is no longer in_progress or another agent holds it: then stop working on it.
+        """
+        return client.heartbeat(task_id, agent, lease_seconds, project_id)
 
     @tool(server, CREATE)
     def add_task(

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 
 from mcp_tools.client import TrackerClient
 from mcp_tools.config import DEFAULT_URL
 from mcp_tools.server import build_server
 
+T = TypeVar("T")
+
 API_KEY = "test-key-0123456789"
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 URL = DEFAULT_URL  # the spec's scenarios name http://localhost:8080
+PROJECT = "ai-agent-mcp-server"
+TRACKER_MCP = Path(sys.executable).with_name("tracker-mcp")
+TRACKER = Path(sys.executable).with_name("tracker")
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -74,3 +81,31 @@ def error_text(result: CallToolResult, tool: str) -> str:
     prefix = f"Error executing tool {tool}: "
     assert text.startswith(prefix), text
     return text[len(prefix) :]
+
+
+def ok(result: CallToolResult) -> Any:
+    """The structured result of a successful call (the error text when it failed)."""
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+# The real bridge process
+
+
+def bridge_env(url: str, key: str | None) -> dict[str, str]:
+    """Only what the bridge needs: the SDK passes few variables, and a developer's .env must not leak in."""
+    env = {"PATH": os.environ.get("PATH", ""), "TASK_TRACKING_URL": url}
+    if key is not None:
+        env["TASK_TRACKING_API_KEY"] = key
+    return env
+
+
+def with_bridge(env: dict[str, str], cwd: Path, steps: Callable[[Client], Awaitable[T]]) -> T:
+    """Spawn ``tracker-mcp`` over stdio, run ``steps`` against it, stop it."""
+
+    async def go() -> T:
+        params = StdioServerParameters(command=str(TRACKER_MCP), env=env, cwd=str(cwd))
+        async with Client(params, read_timeout_seconds=30) as mcp:
+            return await steps(mcp)
+
+    return anyio.run(go)

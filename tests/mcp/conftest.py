@@ -11,20 +11,25 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import responses
 import urllib3.util.retry
+from mcp import Client
 
 from mcp_tools.client import TrackerClient
 from mcp_tools.config import Config
 
-from .bridge_support import API_KEY, URL, ToolCall, call_tool
+from .bridge_support import API_KEY, TRACKER_MCP, URL, ToolCall, bridge_env, call_tool, with_bridge
+
+T = TypeVar("T")
+Bridge = Callable[[Callable[[Client], Awaitable[T]]], T]
 
 
 @pytest.fixture
@@ -133,3 +138,14 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+# The real bridge process, against the real tracker of tests/conftest.py
+
+
+@pytest.fixture
+def bridge(tracker_url: str, api_key: str, tmp_path: Path) -> Bridge[Any]:
+    """Run steps against a fresh ``tracker-mcp`` stdio process of this test's tenant."""
+    assert TRACKER_MCP.exists(), f"{TRACKER_MCP} missing: install the project (pip install -e '.[dev]')"
+    env = bridge_env(tracker_url, api_key)
+    return lambda steps: with_bridge(env, tmp_path, steps)

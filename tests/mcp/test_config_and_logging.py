@@ -91,3 +91,85 @@ def test_a_failed_call_logs_its_status_and_error_and_truncates_content(
     assert "…(+" in line and len(line) < 800
     assert API_KEY not in caplog.text
     assert record.created  # the handler's formatter prints the time
+
+
+# Transport settings
+
+
+def test_streamable_http_defaults_and_needs_no_key() -> None:
+    config = Config.from_env({"TRACKER_MCP_TRANSPORT": "streamable-http"})
+
+    assert (config.transport, config.host, config.port, config.allowed_hosts) == (
+        "streamable-http",
+        "127.0.0.1",
+        8766,
+        (),
+    )
+    assert config.api_key is None
+
+
+def test_over_http_the_process_key_is_never_used() -> None:
+    """A client without a key must get a 401, not the operator's tenant."""
+    config = Config.from_env({"TASK_TRACKING_API_KEY": "operator-key"}, ["--transport", "streamable-http"])
+
+    assert config.api_key is None
+
+
+def test_flags_win_over_the_environment() -> None:
+    env = {
+        "TRACKER_MCP_TRANSPORT": "stdio",
+        "TRACKER_MCP_HOST": "10.0.0.1",
+        "TRACKER_MCP_PORT": "9000",
+        "TRACKER_MCP_ALLOWED_HOSTS": "from-env",
+    }
+    args = ["--transport", "streamable-http", "--host", "0.0.0.0", "--port", "9100"]
+    args += ["--allowed-host", "a.example", "--allowed-host", "b.example:9100"]
+
+    config = Config.from_env(env, args)
+
+    assert (config.host, config.port, config.allowed_hosts) == ("0.0.0.0", 9100, ("a.example", "b.example:9100"))
+
+
+def test_the_environment_alone_configures_http() -> None:
+    env = {
+        "TRACKER_MCP_TRANSPORT": "streamable-http",
+        "TRACKER_MCP_HOST": "0.0.0.0",
+        "TRACKER_MCP_PORT": "9000",
+        "TRACKER_MCP_ALLOWED_HOSTS": " tracker.example , ,10.0.0.5,tracker.example",
+    }
+
+    config = Config.from_env(env)
+
+    assert (config.host, config.port, config.allowed_hosts) == ("0.0.0.0", 9000, ("tracker.example", "10.0.0.5"))
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_every_address_without_allowed_hosts_is_refused(host: str) -> None:
+    with pytest.raises(ConfigError) as failure:
+        Config.from_env({}, ["--transport", "streamable-http", "--host", host])
+
+    message = str(failure.value)
+    assert message.startswith(f"refusing to listen on {host} without allowed host names")
+    assert "--allowed-host" in message and "TRACKER_MCP_ALLOWED_HOSTS" in message
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TRACKER_MCP_TRANSPORT": "sse"}, "TRACKER_MCP_TRANSPORT must be stdio or streamable-http, got 'sse'"),
+        ({"TRACKER_MCP_TRANSPORT": "streamable-http", "TRACKER_MCP_PORT": "http"}, "TRACKER_MCP_PORT must be a port"),
+        ({"TRACKER_MCP_TRANSPORT": "streamable-http", "TRACKER_MCP_PORT": "70000"}, "TRACKER_MCP_PORT must be a port"),
+    ],
+)
+def test_bad_transport_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env(env)
+
+
+def test_a_bad_flag_exits_with_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        Config.from_env({}, ["--transport", "carrier-pigeon"])
+
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "invalid choice: 'carrier-pigeon'" in captured.err

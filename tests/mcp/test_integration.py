@@ -1,20 +1,18 @@
 """End to end: the real ``tracker-mcp`` process, spawned through the SDK's stdio client, against a
 real ``tracker serve`` on embedded PostgreSQL (``tracker_url`` and ``api_key`` from tests/conftest.py,
-a fresh tenant per test).
+a fresh tenant per test): spec 001's scenarios, tasks, IDs, and what stdout carries.
 
-Handoff, log and delegation tools are unit-tested only: their REST endpoints are not built yet.
+Handoffs, the log, delegation and leases: test_integration_activity.py; the HTTP transport:
+test_http_integration.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import pytest
@@ -25,48 +23,10 @@ from mcp.types import CallToolResult
 
 from mcp_tools.client import build_session
 
-from .bridge_support import SNAPSHOT, error_text
+from .bridge_support import PROJECT, SNAPSHOT, TRACKER_MCP, bridge_env, error_text, ok, with_bridge
+from .conftest import Bridge
 
 pytestmark = pytest.mark.slow
-
-T = TypeVar("T")
-PROJECT = "ai-agent-mcp-server"
-TRACKER_MCP = Path(sys.executable).with_name("tracker-mcp")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _entry_point_installed() -> None:
-    assert TRACKER_MCP.exists(), f"{TRACKER_MCP} missing: install the project (pip install -e '.[dev]')"
-
-
-def bridge_env(url: str, key: str | None) -> dict[str, str]:
-    """Only what the bridge needs: the SDK passes few variables, and a developer's .env must not leak in."""
-    env = {"PATH": os.environ.get("PATH", ""), "TASK_TRACKING_URL": url}
-    if key is not None:
-        env["TASK_TRACKING_API_KEY"] = key
-    return env
-
-
-def with_bridge(env: dict[str, str], cwd: Path, steps: Callable[[Client], Awaitable[T]]) -> T:
-    """Spawn ``tracker-mcp`` over stdio, run ``steps`` against it, stop it."""
-
-    async def go() -> T:
-        params = StdioServerParameters(command=str(TRACKER_MCP), env=env, cwd=str(cwd))
-        async with Client(params, read_timeout_seconds=30) as mcp:
-            return await steps(mcp)
-
-    return anyio.run(go)
-
-
-def ok(result: CallToolResult) -> Any:
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-@pytest.fixture
-def bridge(tracker_url: str, api_key: str, tmp_path: Path) -> Callable[[Callable[[Client], Awaitable[T]]], T]:
-    env = bridge_env(tracker_url, api_key)
-    return lambda steps: with_bridge(env, tmp_path, steps)
 
 
 NEW_TASKS = [
@@ -85,7 +45,7 @@ NEW_TASKS = [
 # Spec 001's scenarios, end to end
 
 
-def test_scenarios_1_2_3_6_8_task_lifecycle(bridge: Callable[..., Any]) -> None:
+def test_scenarios_1_2_3_6_8_task_lifecycle(bridge: Bridge[Any]) -> None:
     async def steps(mcp: Client) -> None:
         # 2: nothing pending yet
         assert ok(await mcp.call_tool("get_next_task", {"project_id": PROJECT})) == {"task": None}
@@ -127,7 +87,7 @@ def test_scenarios_1_2_3_6_8_task_lifecycle(bridge: Callable[..., Any]) -> None:
     bridge(steps)
 
 
-def test_scenarios_4_5_ids(bridge: Callable[..., Any]) -> None:
+def test_scenarios_4_5_ids(bridge: Bridge[Any]) -> None:
     async def steps(mcp: Client) -> None:
         for project in (PROJECT, "second-project"):  # bring each US counter to 27
             first = ok(
@@ -253,7 +213,7 @@ def test_ids_allocated_by_concurrent_bridges_are_unique(tracker_url: str, api_ke
     assert sorted(ids) == [f"SPEC-{n:03d}" for n in range(1, 21)]
 
 
-def test_task_crud_paging_and_resource(bridge: Callable[..., Any]) -> None:
+def test_task_crud_paging_and_resource(bridge: Bridge[Any]) -> None:
     async def steps(mcp: Client) -> None:
         ok(await mcp.call_tool("add_task", {"tasks": NEW_TASKS}))
 
@@ -291,7 +251,7 @@ def test_task_crud_paging_and_resource(bridge: Callable[..., Any]) -> None:
     bridge(steps)
 
 
-def test_tools_list_over_stdio_matches_the_snapshot(bridge: Callable[..., Any]) -> None:
+def test_tools_list_over_stdio_matches_the_snapshot(bridge: Bridge[Any]) -> None:
     async def steps(mcp: Client) -> list[dict[str, Any]]:
         result = await mcp.list_tools()
         return result.model_dump(mode="json", by_alias=True, exclude_none=True)["tools"]

@@ -17,14 +17,27 @@ from mcp_tools.server import build_server
 
 from .bridge_support import URL, ToolCall, error_text, problem, task_json
 
+# The tracker's shapes: a full handoff (POST, GET one, PATCH) and a list item.
 HANDOFF = {
     "id": "3c0f4b8e-1d2a-4e5f-8a9b-0c1d2e3f4a5b",
     "project": "ArtForge",
     "task": "sprint3-status-report",
+    "from_agent": "cc",
+    "to_agent": "claude_ai",
     "direction": "cc_to_ai",
     "status": "pending",
-    "public_url": f"{URL}/handoffs/3c0f4b8e-1d2a-4e5f-8a9b-0c1d2e3f4a5b/content",
+    "content": "# Status\n\nAll green.",
+    "metadata": None,
+    "response_to": None,
+    "expires_at": None,
     "created_at": "2026-02-07T15:00:00Z",
+    "updated_at": "2026-02-07T15:00:00Z",
+    "public_url": f"{URL}/handoffs/3c0f4b8e-1d2a-4e5f-8a9b-0c1d2e3f4a5b/content",
+}
+HANDOFF_ITEM = {
+    **{k: v for k, v in HANDOFF.items() if k not in ("content", "metadata", "public_url")},
+    "summary": "Status",
+    "size": 20,
 }
 
 
@@ -151,6 +164,67 @@ def test_update_task_status_reports_an_invalid_transition(http: responses.Reques
     assert error_text(result, "update_task_status") == f"Invalid status transition: {detail}"
 
 
+def test_update_task_status_can_name_the_reporting_agent(http: responses.RequestsMock, call: ToolCall) -> None:
+    detail = (
+        "task TASK-051 is held by b; a cannot change it (its lease may have lapsed and the task been taken by "
+        "another agent)"
+    )
+    route = http.put(
+        f"{URL}/tasks/TASK-051/status",
+        match=[matchers.json_params_matcher({"status": "completed", "agent": "a"})],
+        **problem(409, "CONFLICT", "Conflict", detail, assigned_to="b"),
+    )
+
+    result = call("update_task_status", task_id="TASK-051", status="completed", agent="a")
+
+    assert route.call_count == 1
+    assert error_text(result, "update_task_status") == f"Task Tracking API error: 409 - {detail}"
+
+
+def test_heartbeat_returns_the_lease(http: responses.RequestsMock, call: ToolCall) -> None:
+    held = task_json(status="in_progress", assigned_to="cc", lease_expires_at="2026-02-07T16:00:00Z")
+    route = http.post(
+        f"{URL}/tasks/TASK-051/heartbeat",
+        json=held,
+        match=[
+            matchers.json_params_matcher({"agent": "cc", "lease_seconds": 3600}),
+            matchers.query_param_matcher({"project": "p"}),
+        ],
+    )
+
+    result = call("heartbeat_task", task_id="TASK-051", agent="cc", lease_seconds=3600, project_id="p")
+
+    assert route.call_count == 1
+    assert route.calls[0].request.headers["Idempotency-Key"]
+    assert result.structured_content == {
+        "task_id": "TASK-051",
+        "status": "in_progress",
+        "assigned_to": "cc",
+        "lease_expires_at": "2026-02-07T16:00:00Z",
+    }
+
+
+def test_heartbeat_leaves_the_lease_length_to_the_tracker(http: responses.RequestsMock, call: ToolCall) -> None:
+    route = http.post(
+        f"{URL}/tasks/TASK-051/heartbeat",
+        json=task_json(status="in_progress", assigned_to="cc"),
+        match=[matchers.json_params_matcher({"agent": "cc"})],
+    )
+
+    call("heartbeat_task", task_id="TASK-051", agent="cc")
+
+    assert route.call_count == 1
+
+
+def test_heartbeat_of_a_task_held_by_another_agent(http: responses.RequestsMock, call: ToolCall) -> None:
+    detail = "task TASK-051 is held by b, not a"
+    http.post(f"{URL}/tasks/TASK-051/heartbeat", **problem(409, "CONFLICT", "Conflict", detail, assigned_to="b"))
+
+    result = call("heartbeat_task", task_id="TASK-051", agent="a")
+
+    assert error_text(result, "heartbeat_task") == f"Task Tracking API error: 409 - {detail}"
+
+
 def test_delete_task(http: responses.RequestsMock, call: ToolCall) -> None:
     route = http.delete(f"{URL}/tasks/TASK-051", status=204)
 
@@ -175,6 +249,8 @@ def test_add_task_rejects_unknown_fields_before_any_request(http: responses.Requ
         ("update_task_status", {"task_id": "TASK-1", "status": "finished"}, "status"),
         ("list_tasks", {"limit": 500}, "limit"),
         ("get_next_task", {}, "project_id"),
+        ("heartbeat_task", {"task_id": "TASK-1"}, "agent"),
+        ("heartbeat_task", {"task_id": "TASK-1", "agent": "a", "lease_seconds": 5}, "lease_seconds"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_request(
@@ -207,12 +283,13 @@ def test_create_handoff(http: responses.RequestsMock, call: ToolCall) -> None:
 
     assert route.call_count == 1
     assert result.structured_content["public_url"] == HANDOFF["public_url"]
+    assert "content" not in result.structured_content  # the caller has it
 
 
 def test_list_handoffs_returns_summaries_without_content(http: responses.RequestsMock, call: ToolCall) -> None:
     route = http.get(
         f"{URL}/handoffs",
-        json={"handoffs": [{**HANDOFF, "content": "# long markdown"}], "total": 1, "has_more": False},
+        json={"handoffs": [HANDOFF_ITEM], "total": 1, "has_more": False},
         match=[
             matchers.query_param_matcher(
                 {"project": "ArtForge", "status": "pending", "to_agent": "cc", "limit": "20", "offset": "0"}
@@ -223,16 +300,17 @@ def test_list_handoffs_returns_summaries_without_content(http: responses.Request
     result = call("list_handoffs", project_id="ArtForge", status="pending", to_agent="cc")
 
     assert route.call_count == 1
-    assert result.structured_content["handoffs"][0]["task"] == "sprint3-status-report"
-    assert "content" not in result.structured_content["handoffs"][0]
+    item = result.structured_content["handoffs"][0]
+    assert (item["task"], item["summary"], item["size"]) == ("sprint3-status-report", "Status", 20)
+    assert "content" not in item
 
 
 def test_get_handoff_includes_the_content(http: responses.RequestsMock, call: ToolCall) -> None:
-    http.get(f"{URL}/handoffs/{HANDOFF['id']}", json={**HANDOFF, "content": "# Status", "metadata": {"v": 1}})
+    http.get(f"{URL}/handoffs/{HANDOFF['id']}", json={**HANDOFF, "metadata": {"v": 1}})
 
     result = call("get_handoff", handoff_id=HANDOFF["id"])
 
-    assert result.structured_content["content"] == "# Status"
+    assert result.structured_content["content"] == HANDOFF["content"]
     assert result.structured_content["metadata"] == {"v": 1}
 
 
@@ -247,10 +325,20 @@ def test_update_handoff_status(http: responses.RequestsMock, call: ToolCall) -> 
 
     assert route.call_count == 1
     assert result.structured_content["status"] == "processed"
+    assert "content" not in result.structured_content
 
 
 def test_get_log(http: responses.RequestsMock, call: ToolCall) -> None:
-    entry = {"timestamp": "2026-02-07T15:00:00Z", "type": "task", "project": "p", "summary": "Task created", "id": "x"}
+    entry = {
+        "timestamp": "2026-02-07T15:00:00Z",
+        "type": "task",
+        "event": "task.created",
+        "project": "p",
+        "summary": "Task created: TASK-001 Do it",
+        "id": "x",
+        "actor": "cc",
+        "event_id": 7,
+    }
     route = http.get(
         f"{URL}/log",
         json={"entries": [entry]},
@@ -260,7 +348,7 @@ def test_get_log(http: responses.RequestsMock, call: ToolCall) -> None:
     result = call("get_log", project_id="p", type="task", limit=10)
 
     assert route.call_count == 1
-    assert result.structured_content["entries"][0]["summary"] == "Task created"
+    assert result.structured_content["entries"] == [{k: v for k, v in entry.items() if k != "event_id"}]
 
 
 def test_delegate_task_async(http: responses.RequestsMock, call: ToolCall) -> None:
@@ -290,6 +378,25 @@ def test_delegate_task_sync_waits_for_the_result(http: responses.RequestsMock, c
     assert route.calls[0].request.req_kwargs["timeout"] == 35.0
 
 
+def test_a_sync_delegation_that_times_out_says_how_to_follow_it(http: responses.RequestsMock, call: ToolCall) -> None:
+    task_id = "0b8c6a8e-5f0e-4d55-9d6b-2f8f2d3f6d10"
+    detail = (
+        f"task {task_id} did not finish within 30 s; it stays queued: GET /task/{task_id}/status for its result later"
+    )
+    route = http.post(
+        f"{URL}/task/delegate",
+        **problem(504, "TIMEOUT", "Timeout", detail, task_id=task_id, task_status="pending"),
+    )
+
+    result = call("delegate_task", prompt="Slow work", sync=True, options={"timeout": 30})
+
+    assert error_text(result, "delegate_task") == (
+        f"Delegated task {task_id} did not finish in time and stays queued (status pending); read its status and "
+        f"result later with get_task(task_id='{task_id}'), or delegate with a longer options.timeout"
+    )
+    assert route.call_count == 1  # a 504 is not retried: each retry would wait the whole timeout again
+
+
 # Resources
 
 
@@ -316,12 +423,12 @@ def test_task_resource_is_json(http: responses.RequestsMock, client: TrackerClie
 
 
 def test_handoff_resource_is_the_markdown(http: responses.RequestsMock, client: TrackerClient) -> None:
-    http.get(f"{URL}/handoffs/{HANDOFF['id']}/content", body="# Status\n\nAll green.", content_type="text/markdown")
+    http.get(f"{URL}/handoffs/{HANDOFF['id']}/content", body=HANDOFF["content"], content_type="text/markdown")
 
     contents = read(client, f"tracker://handoffs/{HANDOFF['id']}").contents[0]
 
     assert contents.mime_type == "text/markdown"
-    assert contents.text == "# Status\n\nAll green."
+    assert contents.text == HANDOFF["content"]
 
 
 def test_a_missing_task_resource_is_a_protocol_error_with_the_message(
