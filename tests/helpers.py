@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -79,3 +85,42 @@ class SSEReader:
                     pass
         self._thread.join(5)
         self._client.close()
+
+
+@contextmanager
+def running_worker(
+    tracker_url: str, key: str, project: str, *command: str, task_type: str = "code", lease: int = 10
+) -> Iterator[subprocess.Popen[str]]:
+    """The reference worker (`tracker worker --type T -- COMMAND`) serving one project, stopped with SIGTERM."""
+    env = {**os.environ, "TASK_TRACKING_URL": tracker_url, "TASK_TRACKING_API_KEY": key}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tracker_service",
+            "worker",
+            "--type",
+            task_type,
+            "--project",
+            project,
+            "--name",
+            "w1",
+            "--lease",
+            str(lease),
+            "--",
+            *command,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

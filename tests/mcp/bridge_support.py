@@ -23,7 +23,6 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 URL = DEFAULT_URL  # the spec's scenarios name http://localhost:8080
 PROJECT = "ai-agent-mcp-server"
 TRACKER_MCP = Path(sys.executable).with_name("tracker-mcp")
-TRACKER = Path(sys.executable).with_name("tracker")
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:

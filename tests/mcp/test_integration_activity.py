@@ -5,45 +5,20 @@ tenant per test): handoffs and their resource, the activity log, delegation with
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from .bridge_support import PROJECT, TRACKER, error_text, ok
+from tests.helpers import running_worker
+
+from .bridge_support import PROJECT, error_text, ok
 from .conftest import Bridge
 
 pytestmark = pytest.mark.slow
 
 REPORT = "# Sprint 3 status\n\nAll stories done but US-054.\n"
-
-
-@contextmanager
-def worker(tracker_url: str, key: str, project: str, *command: str) -> Iterator[subprocess.Popen[str]]:
-    """The reference worker (``tracker worker --type code -- COMMAND``) serving one project of this tenant."""
-    env = {**os.environ, "TASK_TRACKING_URL": tracker_url, "TASK_TRACKING_API_KEY": key}
-    proc = subprocess.Popen(
-        [str(TRACKER), "worker", "--type", "code", "--project", project, "--name", "w1", "--", *command],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 # Handoffs
@@ -210,7 +185,7 @@ def test_sync_delegation_returns_the_workers_result(bridge: Bridge[None], tracke
             )
         )
 
-    with worker(tracker_url, api_key, PROJECT, "cat"):
+    with running_worker(tracker_url, api_key, PROJECT, "cat"):
         out = bridge(steps)
 
     assert out["status"] == "completed"

@@ -7,12 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
-from tests.helpers import ok, problem
+from tests.helpers import ok, problem, running_worker
 
 SPEC_004 = {
     "type": "code",
@@ -22,42 +20,6 @@ SPEC_004 = {
     "files": ["utils.py", "main.py"],
     "options": {"timeout": 120, "model": "gpt-oss:20b"},
 }
-
-
-@contextmanager
-def worker(tracker_url: str, key: str, project: str, *command: str, type_: str = "code") -> Iterator[subprocess.Popen]:
-    env = {**os.environ, "TASK_TRACKING_URL": tracker_url, "TASK_TRACKING_API_KEY": key, "TRACKER_LOG_LEVEL": "info"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tracker_service",
-            "worker",
-            "--type",
-            type_,
-            "--project",
-            project,
-            "--name",
-            "w1",
-            "--lease",
-            "10",
-            "--",
-            *command,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def delegate(api, project, **fields):
@@ -125,7 +87,7 @@ def test_idempotent_delegation(api, project):
 
 @pytest.mark.slow
 def test_sync_delegation_with_a_real_worker(tracker_url, api, api_key, project):
-    with worker(tracker_url, api_key, project, "cat"):
+    with running_worker(tracker_url, api_key, project, "cat"):
         out = ok(delegate(api, project, sync=True))
         assert out["status"] == "completed"
         assert out["result"] == {"success": True, "output": SPEC_004["prompt"], "error": None}
@@ -144,7 +106,7 @@ def test_sync_delegation_with_a_real_worker(tracker_url, api, api_key, project):
 @pytest.mark.slow
 def test_failing_command_and_environment(tracker_url, api, api_key, project):
     script = 'echo "files=$TRACKER_TASK_FILES"; echo oops >&2; exit 3'
-    with worker(tracker_url, api_key, project, "sh", "-c", script):
+    with running_worker(tracker_url, api_key, project, "sh", "-c", script):
         out = ok(delegate(api, project, sync=True))
     assert out["status"] == "failed"
     assert out["result"] == {"success": False, "output": 'files=["utils.py", "main.py"]\n', "error": "oops\n"}
@@ -152,7 +114,7 @@ def test_failing_command_and_environment(tracker_url, api, api_key, project):
 
 @pytest.mark.slow
 def test_sigterm_hands_the_task_back(tracker_url, api, api_key, project):
-    with worker(tracker_url, api_key, project, "sleep", "60") as proc:
+    with running_worker(tracker_url, api_key, project, "sleep", "60") as proc:
         task_id = ok(delegate(api, project))["task_id"]
         deadline = time.monotonic() + 30
         while ok(api.get(f"/tasks/{task_id}"))["status"] != "in_progress" and time.monotonic() < deadline:

@@ -58,7 +58,7 @@ class HandoffStatusIn(StrictModel):
     status: HandoffStatus = Field(description="pending -> read -> processed -> archived (forward only)")
 
 
-class HandoffOut(OutModel):
+class _HandoffFields(OutModel):
     id: UUID
     project: str
     task: str
@@ -66,29 +66,21 @@ class HandoffOut(OutModel):
     to_agent: str
     direction: str | None
     status: str
-    content: str
-    metadata: dict[str, Any] | None
     response_to: UUID | None
     expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class HandoffOut(_HandoffFields):
+    content: str
+    metadata: dict[str, Any] | None
     public_url: str | None = Field(None, description="Where the markdown can be fetched without a key")
 
 
-class HandoffSummary(OutModel):
-    id: UUID
-    project: str
-    task: str
-    from_agent: str
-    to_agent: str
-    direction: str | None
-    status: str
+class HandoffSummary(_HandoffFields):
     summary: str = Field(description="First line of the content")
     size: int = Field(description="Length of the content in characters")
-    response_to: UUID | None
-    expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
 
 
 class HandoffPage(OutModel):
