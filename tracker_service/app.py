@@ -49,13 +49,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     hub = EventHub(settings.database_url)
     sweeper = Sweeper(engine, settings.sweep_interval_seconds)
     extra_handlers: list = []
-    middleware: list = [RequestLog()]
     if settings.metrics:
-        from tracker_service.metrics import metrics, request_metrics_config
+        from tracker_service.metrics import metrics
 
         extra_handlers.append(metrics)
-        middleware.append(request_metrics_config().middleware)
-    middleware.append(RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute)))
+    middleware = [
+        RequestLog(metrics=settings.metrics),
+        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute)),
+    ]
     return Litestar(
         route_handlers=[
             health,

@@ -71,6 +71,9 @@ def configure(level: str = "info", fmt: str = "text") -> None:
 class RequestLog(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
+    def __init__(self, metrics: bool = False) -> None:
+        self.metrics = metrics
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         given = Headers.from_scope(scope).get("x-request-id")
         rid = given if given and _SANE_ID.match(given) else uuid.uuid4().hex
@@ -92,20 +95,20 @@ class RequestLog(ASGIMiddleware):
             status = getattr(exc, "status", None) or getattr(exc, "status_code", None) or 500
             raise
         finally:
-            route = getattr(scope.get("route_handler"), "paths", None)
-            access_log.info(
-                "%s %s %s %.1f ms",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-                extra={
-                    "fields": {
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "route": sorted(route)[0] if route else None,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    }
-                },
-            )
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template")  # set by the router: /tasks/{ref:str}, never the raw path
+            if self.metrics:
+                from tracker_service.metrics import observe_request
+
+                observe_request(scope["method"], route, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                fields = {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "route": route,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
+                access_log.info(
+                    "%s %s %s %.1f ms", scope["method"], scope["path"], status, elapsed * 1000, extra={"fields": fields}
+                )

@@ -1,23 +1,36 @@
-"""Prometheus metrics: requests by route and status (Litestar's middleware, paths grouped by
-route template), plus what the tracker itself does: claims, ID allocations, lease expiries,
-and the database pool."""
+"""Prometheus metrics: requests by route template and status (recorded by logs.RequestLog, which
+times every request anyway), plus what the tracker itself does: claims, ID allocations, lease
+expiries, and the database pool."""
 
 from __future__ import annotations
 
+import re
+
 from litestar import Request, Response, get
-from litestar.plugins.prometheus import PrometheusConfig
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 # Module level on purpose: prometheus_client's registry is per process, and so are these.
 CLAIMS = Counter("tracker_claims_total", "Claim attempts by outcome", ["outcome"])
 IDS_ALLOCATED = Counter("tracker_ids_allocated_total", "IDs handed out, by single allocation or reservation", ["how"])
 LEASE_EXPIRIES = Counter("tracker_lease_expiries_total", "Tasks returned to pending because their lease lapsed")
 POOL = Gauge("tracker_db_pool_connections", "Database pool connections by state", ["state"])
+REQUESTS = Counter("tracker_requests_total", "HTTP requests by route and status", ["method", "path", "status_code"])
+LATENCY = Histogram(
+    "tracker_request_duration_seconds",
+    "HTTP request duration by route",
+    ["method", "path"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+_PARAM_TYPE = re.compile(r":[a-z]+}")
 
 
-def request_metrics_config() -> PrometheusConfig:
-    # group_path: label by route template (/tasks/{ref}), never by raw path (unbounded labels).
-    return PrometheusConfig(app_name="tracker", prefix="tracker", group_path=True, exclude=["^/metrics$"])
+def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
+    # Label by route template (/tasks/{ref}), never by raw path: raw paths are unbounded labels.
+    path = _PARAM_TYPE.sub("}", route) if route else "unmatched"
+    if path == "/metrics":
+        return
+    REQUESTS.labels(method, path, str(status)).inc()
+    LATENCY.labels(method, path).observe(seconds)
 
 
 @get("/metrics", opt={"public": True}, include_in_schema=False, sync_to_thread=False)

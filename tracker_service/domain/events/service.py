@@ -32,6 +32,9 @@ def event_values(
     }
 
 
+_INSERT_EVENT = insert(events)  # built once: every write runs it
+
+
 async def record(
     conn: AsyncConnection,
     tenant: str,
@@ -44,7 +47,7 @@ async def record(
 ) -> None:
     """Write one event in the caller's transaction: it commits, or vanishes, with the change."""
     values = event_values(tenant, type_, summary, project=project, entity_id=entity_id, actor=actor)
-    await conn.execute(insert(events).values(values))
+    await conn.execute(_INSERT_EVENT, values)
 
 
 class EventLog:

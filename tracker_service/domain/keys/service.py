@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, func, insert, select, text, update
+from sqlalchemy import Connection, Text, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import api_keys, events
@@ -34,14 +34,14 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# Built once: it runs on every request.
+_AUTHENTICATE = select(api_keys.c.id, api_keys.c.tenant, api_keys.c.name, api_keys.c.role).where(
+    api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+)
+
+
 async def authenticate(conn: AsyncConnection, key: str) -> Principal | None:
-    row = (
-        await conn.execute(
-            select(api_keys.c.id, api_keys.c.tenant, api_keys.c.name, api_keys.c.role).where(
-                api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None)
-            )
-        )
-    ).first()
+    row = (await conn.execute(_AUTHENTICATE, {"key_hash": hash_key(key)})).first()
     return Principal(str(row.id), row.tenant, row.name, row.role) if row else None
 
 

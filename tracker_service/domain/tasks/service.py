@@ -7,14 +7,14 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import Interval, Row, bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracker_service.db.models import handoffs, tasks
+from tracker_service.db.models import events, handoffs, tasks
 from tracker_service.db.models import task_dependencies as deps
 from tracker_service.domain.common import format_id
-from tracker_service.domain.events.service import record
+from tracker_service.domain.events.service import event_values, record
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks.schemas import (
@@ -92,11 +92,48 @@ async def lapse_expired_leases(conn: AsyncConnection) -> int:
     return len((await conn.execute(_LAPSE)).all())
 
 
+def _claim_statement(typed: bool) -> Any:
+    """The claim, built once (the hot path): take the best ready task, skipping rows others lock."""
+    c = _cand
+    cond = [
+        c.c.tenant == bindparam("b_tenant"),
+        c.c.project == bindparam("b_project"),
+        c.c.status == "pending",
+        # A task assigned to someone is kept for them; unassigned work is open to anyone.
+        or_(c.c.assigned_to.is_(None), c.c.assigned_to == bindparam("b_agent")),
+        _ready(c),
+    ]
+    if typed:
+        cond.append(c.c.type == bindparam("b_type"))
+    chosen = (
+        select(c.c.id)
+        .where(*cond)
+        .order_by(c.c.priority_rank, c.c.created_at, c.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=c)
+        .scalar_subquery()
+    )
+    return (
+        update(tasks)
+        .where(tasks.c.id == chosen)
+        .values(
+            status="in_progress",
+            assigned_to=bindparam("b_agent"),
+            lease_expires_at=func.now() + bindparam("b_lease", type_=Interval),
+            updated_at=func.now(),
+        )
+        .returning(*TASK_COLUMNS)
+    )
+
+
 def _ready(candidate: Any) -> Any:
     """No dependency of the candidate is unfinished."""
     return ~exists().where(
         deps.c.task_id == candidate.c.id, deps.c.depends_on_id == _dep.c.id, _dep.c.status != "completed"
     )
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
 
 
 class TaskService:
@@ -154,29 +191,23 @@ class TaskService:
 
     async def create_batch(self, items: list[TaskIn]) -> BatchOut:
         # One transaction (the request's): any failure leaves nothing behind.
-        created = [await self._insert(item) for item in items]
+        if self._bulk_safe(items):
+            created = await self._insert_many(items)
+        else:
+            # Items that depend on earlier items, or that mix hand-picked TASK-NNN keys with automatic
+            # ones in a project, are created one by one, in order, so each sees the ones before it.
+            created = [await self._insert(item) for item in items]
         return BatchOut(
             success=True, tasks_added=len(created), task_ids=[k for _, k in created], ids=[i for i, _ in created]
         )
 
     async def claim_next(self, data: ClaimIn) -> TaskOut | None:
         lease = timedelta(seconds=data.lease_seconds or self.settings.default_lease_seconds)
-        chosen = self._candidates(data.project, "pending", data.agent, data.type).with_for_update(
-            skip_locked=True, of=_cand
-        )
-        row = (
-            await self.conn.execute(
-                update(tasks)
-                .where(tasks.c.id == chosen.scalar_subquery())
-                .values(
-                    status="in_progress",
-                    assigned_to=data.agent,
-                    lease_expires_at=func.now() + lease,
-                    updated_at=func.now(),
-                )
-                .returning(*TASK_COLUMNS)
-            )
-        ).first()
+        # Bind names differ from column names: SQLAlchemy reserves those in UPDATE statements.
+        params = {"b_tenant": self.tenant, "b_project": data.project, "b_agent": data.agent, "b_lease": lease}
+        if data.type is not None:
+            params["b_type"] = data.type
+        row = (await self.conn.execute(_CLAIM[data.type is not None], params)).first()
         CLAIMS.labels("claimed" if row else "empty").inc()
         if row is None:
             return None
@@ -262,16 +293,73 @@ class TaskService:
                 errors=[{"field": "related_handoff_id", "message": "no such handoff"}],
             )
 
-    async def _insert(self, data: TaskIn) -> tuple[UUID, str]:
-        await self._check_handoff(data.related_handoff_id)
+    @staticmethod
+    def _bulk_safe(items: list[TaskIn]) -> bool:
+        """True when creating the items in one statement gives exactly what creating them in order would."""
+        if any(item.depends_on for item in items):
+            return False
+        automatic = {item.project for item in items if item.key is None}
+        return not any(
+            item.key is not None and _AUTO_KEY.match(item.key) and item.project in automatic for item in items
+        )
+
+    async def _insert_many(self, items: list[TaskIn]) -> list[tuple[UUID, str]]:
+        """Create tasks in a constant number of statements (keys, rows, events), not three per task."""
+        for handoff_id in dict.fromkeys(item.related_handoff_id for item in items if item.related_handoff_id):
+            await self._check_handoff(handoff_id)
         ids = IdRegistry(self.conn, self.principal)
-        if data.key is None:
-            key = format_id("TASK", await ids.allocate_number(data.project, "TASK"))
-        else:
-            key = data.key
-            if m := _AUTO_KEY.match(key):
-                # Keep the registry ahead of keys chosen by hand, so later automatic keys never collide.
-                await ids.advance_to(data.project, "TASK", int(m.group(1)))
+        wanted: dict[str, int] = {}
+        highest: dict[str, int] = {}
+        for item in items:
+            if item.key is None:
+                wanted[item.project] = wanted.get(item.project, 0) + 1
+            elif m := _AUTO_KEY.match(item.key):
+                highest[item.project] = max(highest.get(item.project, 0), int(m.group(1)))
+        numbers = {project: iter(await ids.allocate_numbers(project, "TASK", n)) for project, n in wanted.items()}
+        for project, value in highest.items():
+            await ids.advance_to(project, "TASK", value)
+        rows = [self._row(item, item.key or format_id("TASK", next(numbers[item.project]))) for item in items]
+        columns = {name for row in rows for name in row}
+        inserted = (
+            await self.conn.execute(
+                pg_insert(tasks)
+                .values([{name: row.get(name) for name in columns} for row in rows])
+                .on_conflict_do_nothing(constraint="tasks_key_unique")
+                .returning(tasks.c.id, tasks.c.project, tasks.c.key)
+            )
+        ).all()
+        by_key = {(r.project, r.key): r.id for r in inserted}
+        if len(inserted) < len(rows):
+            seen: set[tuple[str, str]] = set()
+            for row in rows:
+                ref = (row["project"], row["key"])
+                if ref not in by_key or ref in seen:
+                    raise DuplicateKey(
+                        f"project {ref[0]} already has a task {ref[1]}; pick another key or omit it",
+                        key=ref[1],
+                        project=ref[0],
+                    )
+                seen.add(ref)
+        created = [(by_key[(row["project"], row["key"])], row["key"]) for row in rows]
+        # One multi-row INSERT (insertmanyvalues) for all the events.
+        await self.conn.execute(
+            insert(events),
+            [
+                event_values(
+                    self.tenant,
+                    "task.created",
+                    f"Task created: {key} {item.title}",
+                    project=item.project,
+                    entity_id=task_id,
+                    actor=self.principal.name,
+                )
+                for item, (task_id, key) in zip(items, created, strict=True)
+            ],
+        )
+        return created
+
+    def _row(self, data: TaskIn, key: str) -> dict[str, Any]:
+        """The tasks row of a new task (without dependencies)."""
         status = data.status or "pending"
         values = data.model_dump(exclude={"project", "key", "depends_on", "status"}, exclude_none=True)
         values.update(
@@ -286,6 +374,19 @@ class TaskService:
             if status == "in_progress"
             else None,
         )
+        return values
+
+    async def _insert(self, data: TaskIn) -> tuple[UUID, str]:
+        await self._check_handoff(data.related_handoff_id)
+        ids = IdRegistry(self.conn, self.principal)
+        if data.key is None:
+            key = format_id("TASK", await ids.allocate_number(data.project, "TASK"))
+        else:
+            key = data.key
+            if m := _AUTO_KEY.match(key):
+                # Keep the registry ahead of keys chosen by hand, so later automatic keys never collide.
+                await ids.advance_to(data.project, "TASK", int(m.group(1)))
+        values = self._row(data, key)
         row = (
             await self.conn.execute(
                 pg_insert(tasks)
