@@ -21,6 +21,8 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from tracker_service.metrics import observe_request
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 access_log = logging.getLogger("tracker.access")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -98,8 +100,6 @@ class RequestLog(ASGIMiddleware):
             elapsed = time.perf_counter() - started
             route = scope.get("path_template")  # set by the router: /tasks/{ref:str}, never the raw path
             if self.metrics:
-                from tracker_service.metrics import observe_request
-
                 observe_request(scope["method"], route, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 fields = {
