@@ -14,26 +14,7 @@ TASK_COLUMNS = (
     "t.lease_expires_at, t.created_at, t.updated_at, t.completed_at"
 )
 
-CLAIM = f"""
-UPDATE tasks AS t
-SET status = 'in_progress', assigned_to = %(agent)s, lease_expires_at = now() + interval '900 seconds',
-    updated_at = now()
-WHERE t.id = (
-    SELECT cand.id FROM tasks AS cand
-    WHERE cand.tenant = %(tenant)s AND cand.project = %(project)s AND cand.status = 'pending'
-      AND (cand.assigned_to IS NULL OR cand.assigned_to = %(agent)s)
-      AND NOT EXISTS (
-          SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
-          WHERE d.task_id = cand.id AND dep.status <> 'completed')
-    ORDER BY cand.priority_rank, cand.created_at, cand.id
-    LIMIT 1
-    FOR UPDATE OF cand SKIP LOCKED)
-RETURNING {TASK_COLUMNS},
-    (SELECT coalesce(jsonb_agg(jsonb_build_object('id', dep.id, 'key', dep.key, 'status', dep.status)), '[]'::jsonb)
-     FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id WHERE d.task_id = t.id) AS depends_on
-"""
-
-# The candidate search alone (what GET /tasks/next does before fetching the row), for EXPLAIN.
+# The candidate search (what GET /tasks/next does before fetching the row); also used for EXPLAIN.
 NEXT = """
 SELECT cand.id FROM tasks AS cand
 WHERE cand.tenant = %(tenant)s AND cand.project = %(project)s AND cand.status = 'pending'
@@ -43,6 +24,16 @@ WHERE cand.tenant = %(tenant)s AND cand.project = %(project)s AND cand.status = 
       WHERE d.task_id = cand.id AND dep.status <> 'completed')
 ORDER BY cand.priority_rank, cand.created_at, cand.id
 LIMIT 1
+"""
+
+CLAIM = f"""
+UPDATE tasks AS t
+SET status = 'in_progress', assigned_to = %(agent)s, lease_expires_at = now() + interval '900 seconds',
+    updated_at = now()
+WHERE t.id = ({NEXT} FOR UPDATE OF cand SKIP LOCKED)
+RETURNING {TASK_COLUMNS},
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('id', dep.id, 'key', dep.key, 'status', dep.status)), '[]'::jsonb)
+     FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id WHERE d.task_id = t.id) AS depends_on
 """
 
 # What GET /tasks?project=&status=&limit=50 runs: the page and the total.

@@ -95,24 +95,21 @@ def test_migrate_and_dotenv(pg_url, tmp_path):
     # .env is read, but a real environment variable wins over it.
     (tmp_path / ".env").write_text(f"TRACKER_DATABASE_URL={pg_url}\nTRACKER_LOG_LEVEL=warning\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "tracker_service", "migrate"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def migrate() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "tracker_service", "migrate"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = migrate()
     assert result.returncode == 0, result.stderr
     env["TRACKER_DATABASE_URL"] = "mysql://nowhere/x"
-    result = subprocess.run(
-        [sys.executable, "-m", "tracker_service", "migrate"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = migrate()
     assert result.returncode == 2 and "must be a PostgreSQL URL" in result.stderr
 
 

@@ -11,10 +11,10 @@ from sqlalchemy import Interval, Row, bindparam, delete, exists, func, insert, o
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracker_service.db.models import events, handoffs, tasks
+from tracker_service.db.models import handoffs, tasks
 from tracker_service.db.models import task_dependencies as deps
 from tracker_service.domain.common import format_id
-from tracker_service.domain.events.service import event_values, record
+from tracker_service.domain.events.service import event_values, record, record_many
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks.schemas import (
@@ -339,8 +339,8 @@ class TaskService:
                 seen.add(ref)
         created = [(by_key[(row["project"], row["key"])], row["key"]) for row in rows]
         # One multi-row INSERT (insertmanyvalues) for all the events.
-        await self.conn.execute(
-            insert(events),
+        await record_many(
+            self.conn,
             [
                 event_values(
                     self.tenant,
