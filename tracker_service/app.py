@@ -17,6 +17,7 @@ from tracker_service.domain.delegation.controller import DelegationController
 from tracker_service.domain.events.controller import LogController, live_events
 from tracker_service.domain.handoffs.controller import HandoffController
 from tracker_service.domain.ids.controller import IdController
+from tracker_service.domain.keys.service import PrincipalCache
 from tracker_service.domain.tasks.controller import TaskController
 from tracker_service.errors import DatabaseUnavailable
 from tracker_service.logs import RequestLog
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (`tracker serve` starts the embedded database)")
     engine = create_engine(settings.database_url, settings.pool_size)
-    hub = EventHub(settings.database_url)
+    keys = PrincipalCache(ttl=settings.auth_cache_seconds)
+    hub = EventHub(settings.database_url, keys, on_lost=engine.dispose)
     sweeper = Sweeper(engine, settings.sweep_interval_seconds)
     extra_handlers: list = []
     if settings.metrics:
@@ -55,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         extra_handlers.append(metrics)
     middleware = [
         RequestLog(metrics=settings.metrics),
-        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute)),
+        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute), keys),
     ]
     return Litestar(
         route_handlers=[

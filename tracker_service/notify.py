@@ -2,7 +2,9 @@
 
 Events are inserted by every mutation; a trigger NOTIFYs `tracker_events` with the tenant,
 delivered only when the writing transaction commits. SSE streams and synchronous delegation
-wait here instead of polling the database.
+wait here instead of polling the database. The same connection hears `tracker_keys` (any change
+to api_keys) and keeps the process's key cache honest: emptied on every change, and off while
+the connection is down, when changes could go unheard.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from sqlalchemy.engine import make_url
 
+from tracker_service.domain.keys.service import PrincipalCache
+
 log = logging.getLogger("tracker.notify")
 CHANNEL = "tracker_events"
+KEYS_CHANNEL = "tracker_keys"
 
 
 class Subscription:
@@ -37,11 +42,20 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        keys: PrincipalCache | None = None,
+        on_lost: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         # psycopg wants a libpq URL, not SQLAlchemy's postgresql+psycopg://.
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task | None = None
+        self.keys = keys or PrincipalCache(ttl=0)
+        # Called once when a working LISTEN connection breaks: the database went away, so the
+        # app drops its pooled connections rather than fail one request on each of them later.
+        self._on_lost = on_lost
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tracker-listen")
@@ -51,6 +65,7 @@ class EventHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.keys.set_listening(False)
 
     @contextlib.contextmanager
     def subscribe(self, tenant: str) -> Iterator[Subscription]:
@@ -77,18 +92,31 @@ class EventHub:
         import psycopg
 
         delay = 0.1
+        listening = False
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(f"LISTEN {KEYS_CHANNEL}")
                     delay = 0.1
+                    listening = True
+                    self.keys.set_listening(True)
                     self._wake_all()  # whatever happened while we were not listening
                     async for note in conn.notifies():
-                        self._wake(note.payload)
+                        if note.channel == KEYS_CHANNEL:
+                            self.keys.clear()
+                        else:
+                            self._wake(note.payload)
             except asyncio.CancelledError:
+                self.keys.set_listening(False)
                 raise
             except Exception as exc:  # the database went away: wake everyone, retry with backoff
+                self.keys.set_listening(False)
                 log.warning("LISTEN connection lost (%s); retrying in %.1f s", exc, delay)
                 self._wake_all()
+                if listening and self._on_lost is not None:
+                    listening = False
+                    with contextlib.suppress(Exception):
+                        await self._on_lost()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

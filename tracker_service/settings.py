@@ -30,6 +30,9 @@ class Settings:
     default_reservation_ttl_seconds: int = 3600
     list_limit_max: int = 200
     pool_size: int = 10
+    # How long a checked API key is remembered (each change to api_keys empties the cache at once,
+    # and nothing is cached while the database's change notifications cannot be heard); 0: never.
+    auth_cache_seconds: int = 60
     log_level: str = "info"
     # Serve handoff markdown at /handoffs/{id}/content without a key (for web agents).
     public_content: bool = True

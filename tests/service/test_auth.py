@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.conftest import client_for
 from tests.helpers import ok, problem
-from tracker_service.domain.keys.service import revoke_key
+from tracker_service.domain.keys.service import Principal, PrincipalCache, revoke_key
 
 
 def test_health_needs_no_key(tracker_url):
@@ -25,9 +27,38 @@ def test_missing_invalid_and_revoked_keys_are_401(tracker_url, make_key, db, ten
     key = make_key("write", name="to-revoke")
     with client_for(tracker_url, key) as c:
         ok(c.get("/tasks"))
+        ok(c.get("/tasks"))  # now in the tracker's key cache
         with db.begin() as conn:
             assert revoke_key(conn, "to-revoke", tenant=tenant)
-        problem(c.get("/tasks"), 401, "UNAUTHORIZED")
+        # The revocation's NOTIFY empties the cache as soon as it arrives (milliseconds), well
+        # before the cache's own expiry (60 s): bounded here, then refused for good.
+        deadline = time.monotonic() + 5
+        while c.get("/tasks").status_code != 401:
+            assert time.monotonic() < deadline, "the revoked key was still accepted after 5 s"
+            time.sleep(0.01)
+        for _ in range(3):
+            problem(c.get("/tasks"), 401, "UNAUTHORIZED")
+
+
+def test_key_cache_stores_only_what_no_change_raced():
+    cache = PrincipalCache(ttl=60)
+    who = Principal("k1", "t", "name", "write")
+    cache.put("h", who, cache.token())
+    assert cache.get("h") is None, "nothing is cached while key changes cannot be heard"
+    cache.set_listening(True)
+    token = cache.token()
+    cache.clear()  # a key changed while the lookup ran
+    cache.put("h", who, token)
+    assert cache.get("h") is None
+    cache.put("h", who, cache.token())
+    assert cache.get("h") == who
+    cache.set_listening(False)
+    assert cache.get("h") is None, "losing the LISTEN connection empties the cache"
+    expiring = PrincipalCache(ttl=0.01)
+    expiring.set_listening(True)
+    expiring.put("h", who, expiring.token())
+    time.sleep(0.02)
+    assert expiring.get("h") is None
 
 
 def test_x_api_key_header_works(tracker_url, api_key):

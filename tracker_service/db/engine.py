@@ -26,7 +26,9 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip on every request): a connection found dead fails its
+        # request with 503 and makes the pool drop every connection older than it.
+        pool_pre_ping=False,
         connect_args={"options": SESSION_OPTIONS},
     )
 

@@ -5,6 +5,11 @@ acknowledged write is durable and a failed commit is reported, never a 201 for n
 An Idempotency-Key is recorded inside that same transaction: the work and its record
 commit together or not at all, and a concurrent repeat blocks on the record's primary key
 until the first finishes, then replays its response.
+
+A route whose whole write is one SQL statement says so (`opt={"single_statement": True}`);
+without an Idempotency-Key its request runs in autocommit: the statement commits by itself
+before the response is built, with no BEGIN/COMMIT round trips and row locks held only for
+the statement (tests/service/test_single_statement.py keeps those routes at one statement).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tracker_service.db.models import idempotency_records
-from tracker_service.domain.keys.service import Principal, authenticate
+from tracker_service.domain.keys.service import Principal, PrincipalCache, authenticate
 from tracker_service.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -111,10 +116,11 @@ class RequestContext(ASGIMiddleware):
     exclude_opt_key = "public"
     exclude_path_pattern = ("^/schema",)
 
-    def __init__(self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter, keys: PrincipalCache) -> None:
         self.engine = engine
         self.settings = settings
         self.limiter = limiter
+        self.keys = keys
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = Headers.from_scope(scope)
@@ -133,7 +139,11 @@ class RequestContext(ASGIMiddleware):
             return
         # Read the (bounded) body before taking a pooled connection, so slow uploads hold none.
         body = await self._read_body(headers, receive) if writes else b""
+        idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
         async with self.engine.connect() as conn:
+            autocommit = writes and idem_key is None and opt.get("single_statement", False)
+            if autocommit:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             principal = await self._authorize(conn, key, needed, method, scope["path"])
             state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
             state["conn"] = conn
@@ -145,7 +155,11 @@ class RequestContext(ASGIMiddleware):
                     await conn.rollback()
                 return
             replayed = _replaying_receive(body)
-            idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
+            if autocommit:
+                await next_app(scope, replayed, send)
+                return
+            if not conn.in_transaction():
+                await conn.begin()  # statements run on the driver connection (db.hot) join this transaction
             if idem_key is not None:
                 stored = await claim_idempotency_key(conn, principal, idem_key, request_hash(scope, body))
                 if stored is not None:
@@ -163,7 +177,7 @@ class RequestContext(ASGIMiddleware):
             await captured.replay(send)
 
     async def _authorize(self, conn: AsyncConnection, key: str, needed: str, method: str, path: str) -> Principal:
-        principal = await authenticate(conn, key)
+        principal = await authenticate(conn, key, self.keys)
         if principal is None:
             raise Unauthorized("invalid or revoked API key")
         if not principal.allows(needed):

@@ -42,7 +42,7 @@ class IdController(Controller):
         scope = AllocateIn.model_validate({"type": type, "project_id": project or project_id})
         return await id_registry.peek(scope.project_id, scope.type)
 
-    @post("/next")
+    @post("/next", opt={"single_statement": True})
     async def allocate_id(self, id_registry: NamedDependency[IdRegistry], data: JSONBody[AllocateIn]) -> NextIdOut:
         """Allocate the next ID atomically: no two callers ever get the same one."""
         return await id_registry.allocate(data.project_id, data.type)

@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import id_counters, id_free, id_reservations
 from tracker_service.domain.common import format_id
 from tracker_service.domain.events.service import record
@@ -23,8 +24,11 @@ from tracker_service.domain.keys.service import Principal
 from tracker_service.errors import Conflict, InvalidRequest, ReservationNotFound
 from tracker_service.metrics import IDS_ALLOCATED
 
-_ALLOCATE = text(
-    """
+# The allocation and its activity-log row in one statement (the route runs it in autocommit, so the
+# counter's row lock is held for this statement only). The SQL id text is format_id's: TYPE-001.
+_ALLOCATE_LOGGED = HotStatement(
+    text(
+        """
     WITH freed AS (
         DELETE FROM id_free
         WHERE (tenant, project, type, value) IN (
@@ -39,9 +43,16 @@ _ALLOCATE = text(
         ON CONFLICT (tenant, project, type)
         DO UPDATE SET last_value = c.last_value + 1, updated_at = now()
         RETURNING c.last_value AS value
+    ), issued AS (
+        SELECT value, :type || '-' || CASE WHEN value < 100 THEN lpad(value::text, 3, '0') ELSE value::text END AS id
+        FROM (SELECT value FROM freed UNION ALL SELECT value FROM bumped) v
+    ), logged AS (
+        INSERT INTO events (tenant, project, type, entity_id, actor, summary)
+        SELECT :tenant, :project, 'id.allocated', id, :actor, 'ID allocated: ' || id FROM issued
     )
-    SELECT value FROM freed UNION ALL SELECT value FROM bumped
+    SELECT value FROM issued
     """
+    )
 )
 
 # n allocations at once, exactly as n _ALLOCATEs in a row would give: the lowest released IDs first,
@@ -107,10 +118,8 @@ class IdRegistry:
         return self.principal.tenant
 
     async def allocate_number(self, project: str, type_: str) -> int:
-        params = {"tenant": self.tenant, "project": project, "type": type_}
-        number = (await self.conn.execute(_ALLOCATE, params)).scalar_one()
-        IDS_ALLOCATED.labels("single").inc()
-        return number
+        """One number for the caller's own use (a task key), logged by the caller."""
+        return (await self.allocate_numbers(project, type_, 1))[0]
 
     async def allocate_numbers(self, project: str, type_: str, n: int) -> list[int]:
         """n numbers, ascending, as n allocate_number calls in a row would return them."""
@@ -120,10 +129,11 @@ class IdRegistry:
         return numbers
 
     async def allocate(self, project: str, type_: str) -> NextIdOut:
-        number = await self.allocate_number(project, type_)
-        out = NextIdOut(next_id=format_id(type_, number), number=number, type=type_, project=project)
-        await self._event(project, "id.allocated", f"ID allocated: {out.next_id}", out.next_id)
-        return out
+        """Allocate and log the next ID in one statement."""
+        params = {"tenant": self.tenant, "project": project, "type": type_, "actor": self.principal.name}
+        number = (await _ALLOCATE_LOGGED.first(self.conn, params))["value"]  # type: ignore[index]
+        IDS_ALLOCATED.labels("single").inc()
+        return NextIdOut(next_id=format_id(type_, number), number=number, type=type_, project=project)
 
     async def peek(self, project: str, type_: str) -> NextIdOut:
         params = {"tenant": self.tenant, "project": project, "type": type_}

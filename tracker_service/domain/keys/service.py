@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +41,62 @@ _AUTHENTICATE = select(api_keys.c.id, api_keys.c.tenant, api_keys.c.name, api_ke
 )
 
 
-async def authenticate(conn: AsyncConnection, key: str) -> Principal | None:
-    row = (await conn.execute(_AUTHENTICATE, {"key_hash": hash_key(key)})).first()
-    return Principal(str(row.id), row.tenant, row.name, row.role) if row else None
+async def authenticate(conn: AsyncConnection, key: str, cache: PrincipalCache | None = None) -> Principal | None:
+    key_hash = hash_key(key)
+    if cache is not None and (known := cache.get(key_hash)) is not None:
+        return known
+    token = cache.token() if cache is not None else 0
+    row = (await conn.execute(_AUTHENTICATE, {"key_hash": key_hash})).first()
+    if row is None:
+        return None  # unknown keys are never cached: a key created a moment later must work
+    principal = Principal(str(row.id), row.tenant, row.name, row.role)
+    if cache is not None:
+        cache.put(key_hash, principal, token)
+    return principal
+
+
+class PrincipalCache:
+    """Valid keys' principals, kept only while this process hears every change to api_keys.
+
+    A trigger NOTIFYs `tracker_keys` on any change to the table (migration 0004); the EventHub's
+    LISTEN connection calls clear() on it, and on losing or (re)gaining that connection, and
+    disables the cache while it is down. A lookup that raced a change is not stored (the token
+    taken before the lookup no longer matches). Entries also expire after `ttl` seconds.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.listening = False
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._generation = 0
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            self._entries.pop(key_hash, None)
+            return None
+        return entry[0]
+
+    def token(self) -> int:
+        return self._generation
+
+    def put(self, key_hash: str, principal: Principal, token: int) -> None:
+        if not self.listening or self.ttl <= 0 or token != self._generation:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (principal, time.monotonic() + self.ttl)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+
+    def set_listening(self, listening: bool) -> None:
+        self.listening = listening
+        self.clear()
 
 
 def create_key(conn: Connection, name: str, tenant: str = "default", role: str = "write") -> tuple[str, dict[str, Any]]:

@@ -149,7 +149,10 @@ class TaskOut(OutModel):
 
     @classmethod
     def from_row(cls, row: Any) -> TaskOut:
-        data = dict(row._mapping)
+        return cls.from_mapping(dict(row._mapping))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> TaskOut:
         data["task_id"] = data["key"]
         data["depends_on"] = data.get("depends_on") or []
         return cls.model_validate(data)

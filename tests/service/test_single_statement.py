@@ -1,0 +1,112 @@
+"""Routes marked single_statement run in autocommit without an Idempotency-Key, so each must do its
+whole write in one SQL statement: two would commit separately and could be half done."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import event, text
+
+from tests.helpers import ok
+from tracker_service.app import create_app
+from tracker_service.db import hot
+from tracker_service.settings import Settings
+
+# Every single-statement route and a request that makes it write.
+REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/tasks/next"): {"project": "{project}", "agent": "a1"},
+    ("POST", "/mcp/tasks/next"): {"project": "{project}", "agent": "a2"},
+    ("POST", "/ids/next"): {"type": "US", "project_id": "{project}"},
+}
+
+
+@pytest.fixture
+def app_client(pg_url: str) -> Iterator[TestClient]:
+    app = create_app(Settings(database_url=pg_url, sweep_interval_seconds=3600, rate_limit_per_minute=0))
+    with TestClient(app) as client:
+        yield client
+
+
+def single_statement_routes(app: Any) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if handler.opt.get("single_statement"):
+                found |= {(method, route.path) for method in handler.http_methods}
+    return found
+
+
+@pytest.fixture
+def statements(app_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the app sends, through SQLAlchemy or straight on the driver (db.hot)."""
+    seen: list[str] = []
+    engine = app_client.app.state.engine.sync_engine
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    real_first = hot.HotStatement.first
+
+    async def counted_first(self, conn, params):  # type: ignore[no-untyped-def]
+        seen.append(self.sql)
+        return await real_first(self, conn, params)
+
+    monkeypatch.setattr(hot.HotStatement, "first", counted_first)
+    yield seen
+    event.remove(engine, "before_cursor_execute", on_execute)
+
+
+def test_every_single_statement_route_writes_with_one_statement(app_client, statements, make_key, db, tenant):
+    assert single_statement_routes(app_client.app) == set(REQUESTS), "add the new route to REQUESTS"
+    key = make_key("write")
+    project = f"single-{uuid.uuid4().hex[:8]}"
+    headers = {"Authorization": f"Bearer {key}"}
+    for i in range(3):
+        ok(app_client.post("/tasks", json={"project": project, "title": f"t{i}"}, headers=headers), 201)
+    for (method, path), body in REQUESTS.items():
+        payload = {k: v.format(project=project) for k, v in body.items()}
+        statements.clear()
+        resp = app_client.request(method, path, json=payload, headers=headers)
+        assert resp.status_code in (200, 201), resp.text
+        work = [s for s in statements if "api_keys" not in s]  # the key lookup (when not cached) is a read
+        assert len(work) == 1, f"{method} {path} ran {len(work)} statements: {work}"
+    # Each write was committed with its activity-log row (same statement, nothing left open).
+    with db.connect() as conn:
+        logged = conn.execute(
+            text("SELECT type FROM events WHERE tenant = :t AND project = :p ORDER BY id"), {"t": tenant, "p": project}
+        ).scalars()
+        assert list(logged)[-3:] == ["task.claimed", "task.claimed", "id.allocated"]
+
+
+def test_claim_with_idempotency_key_runs_in_a_transaction_and_replays(app_client, make_key):
+    key = make_key("write")
+    project = f"single-{uuid.uuid4().hex[:8]}"
+    headers = {"Authorization": f"Bearer {key}"}
+    for i in range(2):
+        ok(app_client.post("/tasks", json={"project": project, "title": f"t{i}"}, headers=headers), 201)
+    once = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    first = ok(app_client.post("/tasks/next", json={"project": project, "agent": "a"}, headers=once))
+    again = app_client.post("/tasks/next", json={"project": project, "agent": "a"}, headers=once)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first
+    other = ok(app_client.post("/tasks/next", json={"project": project, "agent": "a"}, headers=headers))
+    assert other["task"]["id"] != first["task"]["id"]
+
+
+def test_key_cache_serves_repeat_requests_without_a_lookup(app_client, statements, make_key):
+    hub = app_client.app.state.hub
+    deadline = time.monotonic() + 10
+    while not hub.keys.listening:  # the cache works only once the LISTEN connection is up
+        assert time.monotonic() < deadline, "the LISTEN connection did not come up"
+        time.sleep(0.01)
+    headers = {"Authorization": f"Bearer {make_key('read')}"}
+    ok(app_client.get("/ids/next", params={"type": "US", "project": "p"}, headers=headers))
+    statements.clear()
+    ok(app_client.get("/ids/next", params={"type": "US", "project": "p"}, headers=headers))
+    assert not [s for s in statements if "api_keys" in s]

@@ -1,0 +1,45 @@
+"""The hot path's statements: built with SQLAlchemy, compiled once, run on psycopg directly.
+
+A claim or an ID allocation is one statement; through SQLAlchemy's execute it cost about as much
+CPU again as the statement's own round trip (cache lookup, parameter processing, the greenlet
+hop, result wrapping). Here the compiled SQL runs as a server-side prepared statement on the
+request's own connection, so it shares the request's transaction (or autocommit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ClauseElement
+
+_DIALECT = PGDialectAsync_psycopg()
+
+
+class HotStatement:
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = statement.compile(dialect=_DIALECT)
+        self.sql: str = compiled.string
+        # Literal values SQLAlchemy turned into parameters ('in_progress', 300, ...), plus the binds.
+        self.defaults: dict[str, Any] = dict(compiled.params)
+
+    async def first(self, conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The first row as a dict, or None; database errors surface as SQLAlchemy's, like any other."""
+        fairy = await conn.get_raw_connection()
+        driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
+        values = {**self.defaults, **params}
+        try:
+            cursor = driver.cursor(row_factory=dict_row)
+            await cursor.execute(self.sql, values, prepare=True)  # type: ignore[arg-type]
+            return await cursor.fetchone()
+        except psycopg.Error as exc:
+            broken = driver.broken or driver.closed
+            if broken:
+                await conn.invalidate(exc)  # never hand a dead connection back to the pool
+            raise DBAPIError.instance(
+                self.sql, values, exc, psycopg.Error, connection_invalidated=broken, dialect=_DIALECT
+            ) from exc
