@@ -94,3 +94,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}, {"apiKey": []}],
         ),
     )
+
+
+def create_app_from_env() -> Litestar:
+    """The app of one worker process of `tracker serve --workers N` (settings from TRACKER_*)."""
+    from tracker_service import logs
+
+    settings = Settings.from_env()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _load_dotenv()
     try:
-        settings = Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None))
+        settings = Settings.from_env(
+            host=getattr(args, "host", None), port=getattr(args, "port", None), workers=getattr(args, "workers", None)
+        )
     except SystemExit as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="migrate the database and serve the REST API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, or TRACKER_HOST)")
     serve.add_argument("--port", type=int, help="port (default 8080, or TRACKER_PORT)")
+    serve.add_argument("--workers", type=int, help="server processes (default 1, or TRACKER_WORKERS)")
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
@@ -107,6 +110,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from tracker_service.db.engine import migrate
     from tracker_service.domain.keys.service import bootstrap_admin_key
 
+    if settings.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {settings.workers}")
     # SIGTERM becomes a normal exit, so atexit stops the embedded PostgreSQL cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = database_url(settings)
@@ -121,9 +126,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _print_first_start(settings, key_file)
     elif key_file.exists():
         print(f"tracker: admin key file: {key_file}", file=sys.stderr)
-    app = create_app(settings.with_(database_url=url))
+    target: object
+    extra: dict[str, object] = {}
+    if settings.workers == 1:
+        target = create_app(settings.with_(database_url=url))
+    else:
+        # Worker processes are spawned fresh and build their app from the environment.
+        os.environ.update(TRACKER_DATABASE_URL=url, TRACKER_HOST=settings.host, TRACKER_PORT=str(settings.port))
+        target, extra = "tracker_service.app:create_app_from_env", {"factory": True, "workers": settings.workers}
     uvicorn.run(
-        app,
+        target,  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

@@ -30,6 +30,9 @@ class Settings:
     default_reservation_ttl_seconds: int = 3600
     list_limit_max: int = 200
     pool_size: int = 10
+    # Server processes sharing the port (each with its own pool of pool_size connections). The tracker
+    # keeps no state in memory that must be shared, so this is the way to use more than one core.
+    workers: int = 1
     # How long a checked API key is remembered (each change to api_keys empties the cache at once,
     # and nothing is cached while the database's change notifications cannot be heard); 0: never.
     auth_cache_seconds: int = 60

@@ -7,7 +7,9 @@ import re
 import stat
 import subprocess
 import sys
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -72,6 +74,8 @@ def test_serve_on_embedded_default_then_keys_beside_it_then_clean_stop(tmp_path_
         dup = tracker("keys", "create", "--name", "bot", env=env)
         assert dup.returncode == 2 and "already has an active key" in dup.stderr
         assert tracker("keys", "revoke", "bot", env=env).returncode == 0
+        # The server hears of the revocation by NOTIFY (milliseconds); bounded, then refused for good.
+        assert wait_until(lambda: httpx.get(server.url + "/tasks", headers={"X-API-Key": bot_key}).status_code == 401)
         problem(httpx.get(server.url + "/tasks", headers={"X-API-Key": bot_key}), 401, "UNAUTHORIZED")
         assert tracker("keys", "revoke", "bot", env=env).returncode == 1
         assert postgres_running(data)  # the CLI processes left the server running
@@ -89,6 +93,39 @@ def test_serve_on_embedded_default_then_keys_beside_it_then_clean_stop(tmp_path_
     finally:
         again.stop()
     assert not postgres_running(data)
+
+
+def wait_until(predicate, seconds: float = 5) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_serve_with_two_worker_processes(pg_url, make_key, tmp_path):
+    server = start_tracker({"TRACKER_DATABASE_URL": pg_url, "TRACKER_WORKERS": "2"}, tmp_path / "t.log")
+    try:
+        children = psutil.Process(server.proc.pid).children()
+        workers = [p for p in children if "spawn_main" in " ".join(p.cmdline())]  # not multiprocessing's tracker
+        assert len(workers) == 2, "uvicorn should run two worker processes"
+        project = f"workers-{uuid.uuid4().hex[:6]}"
+        key = make_key("write")
+
+        def allocate(_: int) -> int:
+            with client_for(server.url, key) as c:
+                return ok(c.post("/ids/next", json={"type": "W", "project_id": project}), 201)["number"]
+
+        with ThreadPoolExecutor(16) as pool:
+            numbers = list(pool.map(allocate, range(64)))
+        assert sorted(numbers) == list(range(1, 65))
+        busy = [p.cpu_times().user + p.cpu_times().system for p in workers]
+        assert all(t > 0 for t in busy), f"both workers should have served requests: {busy}"
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers)
 
 
 def test_migrate_and_dotenv(pg_url, tmp_path):
