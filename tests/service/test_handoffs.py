@@ -147,7 +147,8 @@ def test_expired_handoffs_are_archived_and_logged(api, db, pg_url, tracker_url, 
         finally:
             await engine.dispose()
 
-    assert asyncio.run(sweep()) >= 1
+    # The running tracker's own sweep (every 5 s) may have got there first; either way, once.
+    asyncio.run(sweep())
     assert ok(api.get(f"/handoffs/{h['id']}"))["status"] == "archived"
     log = ok(api.get("/log", params={"project": project, "type": "handoff"}))["entries"]
     assert [e["event"] for e in log] == ["handoff.expired", "handoff.created"]

@@ -24,7 +24,7 @@ from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -227,29 +227,36 @@ def request_hash(scope: Scope, body: bytes) -> str:
     return h.hexdigest()
 
 
+# Built once: every write with an Idempotency-Key runs them.
+_THIS_KEY = (
+    idempotency_records.c.tenant == bindparam("b_tenant"),
+    idempotency_records.c.key == bindparam("b_key"),
+)
+_CLAIM_KEY = (
+    pg_insert(idempotency_records)
+    .values(tenant=bindparam("b_tenant"), key=bindparam("b_key"), request_hash=bindparam("b_hash"))
+    .on_conflict_do_nothing()
+    .returning(idempotency_records.c.key)
+)
+_STORED = select(idempotency_records).where(*_THIS_KEY)
+_STORE = (
+    update(idempotency_records)
+    .where(*_THIS_KEY)
+    .values(status_code=bindparam("b_status"), content_type=bindparam("b_type"), body=bindparam("b_body"))
+)
+
+
 async def claim_idempotency_key(
     conn: AsyncConnection, principal: Principal, key: str, request_hash: str
 ) -> CapturedResponse | None:
     """Record the key in this transaction; return the stored response if it was used before."""
     if not key or len(key) > 255:
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
-    inserted = (
-        await conn.execute(
-            pg_insert(idempotency_records)
-            .values(tenant=principal.tenant, key=key, request_hash=request_hash)
-            .on_conflict_do_nothing()
-            .returning(idempotency_records.c.key)
-        )
-    ).first()
+    params = {"b_tenant": principal.tenant, "b_key": key, "b_hash": request_hash}
+    inserted = (await conn.execute(_CLAIM_KEY, params)).first()
     if inserted:
         return None
-    row = (
-        await conn.execute(
-            select(idempotency_records).where(
-                idempotency_records.c.tenant == principal.tenant, idempotency_records.c.key == key
-            )
-        )
-    ).one()
+    row = (await conn.execute(_STORED, params)).one()
     if row.request_hash != request_hash:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {key!r} was already used with a different request; use a new key for a new request"
@@ -280,8 +287,5 @@ async def store_response(conn: AsyncConnection, principal: Principal, key: str, 
 async def store_body(
     conn: AsyncConnection, principal: Principal, key: str, status: int, content_type: str, body: bytes
 ) -> None:
-    await conn.execute(
-        update(idempotency_records)
-        .where(idempotency_records.c.tenant == principal.tenant, idempotency_records.c.key == key)
-        .values(status_code=status, content_type=content_type, body=body)
-    )
+    params = {"b_tenant": principal.tenant, "b_key": key, "b_status": status, "b_type": content_type, "b_body": body}
+    await conn.execute(_STORE, params)

@@ -465,18 +465,21 @@ class TaskService:
                 values["assigned_to"] = None  # released work is open to every agent again
         if dependencies is not None:
             await self._set_dependencies(current.id, current.project, dependencies, replace=True)
-        row = (
-            await self.conn.execute(
-                update(tasks).where(tasks.c.id == current.id).values(**values).returning(*TASK_COLUMNS)
-            )
-        ).one()
-        task = TaskOut.from_row(row)
+        change = update(tasks).where(tasks.c.id == current.id).values(**values).returning(*TASK_COLUMNS)
+        # Key and project never change here, so the log row is known now and goes in the same statement.
         if moved:
-            await self._event("task.status", f"Task {task.key}: {current.status} → {new}", task.project, task.id)
+            logged = ("task.status", f"Task {current.key}: {current.status} → {new}")
         elif fields or dependencies is not None:
-            changed = ", ".join(sorted(fields) or ["depends_on"])
-            await self._event("task.updated", f"Task updated: {task.key} ({changed})", task.project, task.id)
-        return task
+            logged = ("task.updated", f"Task updated: {current.key} ({', '.join(sorted(fields) or ['depends_on'])})")
+        else:
+            logged = None  # a repeat of the current status: nothing changed, nothing to log
+        if logged is not None:
+            entry = event_values(
+                self.tenant, *logged, project=current.project, entity_id=current.id, actor=self.principal.name
+            )
+            changed = change.cte("changed")
+            change = select(changed).add_cte(insert(events).values(entry).cte("logged"))
+        return TaskOut.from_row((await self.conn.execute(change)).one())
 
     async def _set_dependencies(self, task_id: UUID, project: str, refs: list[str], replace: bool) -> None:
         targets = {await self._resolve(ref, project, field="depends_on") for ref in refs}
