@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = create_engine(settings.database_url, settings.pool_size)
     keys = PrincipalCache(ttl=settings.auth_cache_seconds)
     hub = EventHub(settings.database_url, keys, on_lost=engine.dispose)
-    sweeper = Sweeper(engine, settings.sweep_interval_seconds)
+    sweeper = Sweeper(engine, hub, settings.sweep_interval_seconds)
     extra_handlers: list = []
     if settings.metrics:
         from tracker_service.metrics import metrics
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         extra_handlers.append(metrics)
     middleware = [
         RequestLog(metrics=settings.metrics),
-        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute), keys),
+        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute), hub),
     ]
     return Litestar(
         route_handlers=[

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tracker_service.domain.handoffs.service import archive_expired
 from tracker_service.domain.tasks.service import lapse_expired_leases
 from tracker_service.metrics import LEASE_EXPIRIES
+from tracker_service.notify import EVERYONE, EventHub
 
 log = logging.getLogger("tracker.sweeper")
 
@@ -40,8 +41,9 @@ async def sweep_once(engine: AsyncEngine) -> int:
 
 
 class Sweeper:
-    def __init__(self, engine: AsyncEngine, interval_seconds: int) -> None:
+    def __init__(self, engine: AsyncEngine, hub: EventHub, interval_seconds: int) -> None:
         self.engine = engine
+        self.hub = hub
         self.interval = max(1, interval_seconds)
         self._task: asyncio.Task | None = None
 
@@ -57,7 +59,8 @@ class Sweeper:
     async def _run(self) -> None:
         while True:
             try:
-                await sweep_once(self.engine)
+                if await sweep_once(self.engine):
+                    self.hub.changed(EVERYONE)  # lapsed leases and archived handoffs are logged events
             except Exception as exc:  # the database may be down for a while; try again next round
                 log.warning("sweep failed: %s", exc)
             await asyncio.sleep(self.interval)

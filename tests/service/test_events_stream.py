@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from tests.conftest import client_for
 from tests.helpers import SSEReader, ok, problem
 
 
@@ -63,3 +64,18 @@ def test_sse_needs_a_key_and_a_valid_resume_token(tracker_url, api_key):
     problem(httpx.get(tracker_url + "/events"), 401, "UNAUTHORIZED")
     resp = httpx.get(tracker_url + "/events", headers={"X-API-Key": api_key, "Last-Event-ID": "garbage"})
     problem(resp, 400, "INVALID_REQUEST")
+
+
+def test_a_change_through_one_tracker_process_reaches_a_stream_on_another(spawn_tracker, api_key, project):
+    """The NOTIFY goes out after the commit, from the writing process, to every process's LISTEN."""
+    reader, writer = spawn_tracker(), spawn_tracker()
+    stream = SSEReader(reader.url, api_key, {"project": project})
+    try:
+        # 5 s is well under the stream's 15 s re-read: the notification, not the timer, delivers.
+        with client_for(writer.url, api_key) as c:
+            ok(c.post("/ids/next", json={"type": "US", "project_id": project}), 201)  # autocommit route
+            assert stream.next(timeout=5)["event"] == "id.allocated"
+            ok(c.post("/tasks", json={"project": project, "title": "across"}), 201)  # transaction route
+            assert stream.next(timeout=5)["event"] == "task.created"
+    finally:
+        stream.close()

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tracker_service.db.models import idempotency_records
-from tracker_service.domain.keys.service import Principal, PrincipalCache, authenticate
+from tracker_service.domain.keys.service import Principal, authenticate
 from tracker_service.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -38,6 +38,7 @@ from tracker_service.errors import (
     TrackerError,
     Unauthorized,
 )
+from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -116,11 +117,11 @@ class RequestContext(ASGIMiddleware):
     exclude_opt_key = "public"
     exclude_path_pattern = ("^/schema",)
 
-    def __init__(self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter, keys: PrincipalCache) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter, hub: EventHub) -> None:
         self.engine = engine
         self.settings = settings
         self.limiter = limiter
-        self.keys = keys
+        self.hub = hub
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = Headers.from_scope(scope)
@@ -135,7 +136,7 @@ class RequestContext(ASGIMiddleware):
             async with self.engine.connect() as conn:
                 principal = await self._authorize(conn, key, needed, method, scope["path"])
             scope.setdefault("state", {})["principal"] = principal  # type: ignore[typeddict-item]
-            await next_app(scope, receive, send)
+            await next_app(scope, receive, send)  # such handlers commit, and notify, themselves
             return
         # Read the (bounded) body before taking a pooled connection, so slow uploads hold none.
         body = await self._read_body(headers, receive) if writes else b""
@@ -156,7 +157,17 @@ class RequestContext(ASGIMiddleware):
                 return
             replayed = _replaying_receive(body)
             if autocommit:
-                await next_app(scope, replayed, send)
+                status = 500
+
+                async def send_seen(message: Message) -> None:
+                    nonlocal status
+                    if message["type"] == "http.response.start":
+                        status = message["status"]
+                    await send(message)
+
+                await next_app(scope, replayed, send_seen)
+                if status < 400:
+                    self.hub.changed(principal.tenant)
                 return
             if not conn.in_transaction():
                 await conn.begin()  # statements run on the driver connection (db.hot) join this transaction
@@ -172,12 +183,13 @@ class RequestContext(ASGIMiddleware):
                 if idem_key is not None:
                     await store_response(conn, principal, idem_key, captured)
                 await conn.commit()
+                self.hub.changed(principal.tenant)
             else:
                 await conn.rollback()
             await captured.replay(send)
 
     async def _authorize(self, conn: AsyncConnection, key: str, needed: str, method: str, path: str) -> Principal:
-        principal = await authenticate(conn, key, self.keys)
+        principal = await authenticate(conn, key, self.hub.keys)
         if principal is None:
             raise Unauthorized("invalid or revoked API key")
         if not principal.allows(needed):

@@ -62,6 +62,9 @@ def _text(value: Any) -> str | None:
     return json.dumps(value)
 
 
+RECHECK_SECONDS = 5.0
+
+
 class DelegationService:
     def __init__(self, engine: AsyncEngine, hub: EventHub, principal: Principal, settings: Settings) -> None:
         self.engine = engine
@@ -71,6 +74,7 @@ class DelegationService:
 
     async def delegate(self, data: DelegateIn, idempotency: tuple[str, str] | None) -> DelegateOut:
         task_id = await self._create(data, idempotency)
+        self.hub.changed(self.principal.tenant)  # committed: watchers see the new task now
         if not data.sync:
             return DelegateOut(task_id=task_id, status="delegated")
         task = await self._wait(task_id, data.wait_seconds)
@@ -117,4 +121,5 @@ class DelegationService:
                         task_id=str(task_id),
                         task_status=task.status,
                     )
-                await sub.wait(remaining)
+                # Woken by the task's change; the re-read bound covers a notification lost in a crash.
+                await sub.wait(min(remaining, RECHECK_SECONDS))
