@@ -115,7 +115,7 @@ def _ready(candidate: Any) -> Any:
     )
 
 
-def _next_task(typed: bool) -> Any:
+def _next_task(typed: bool, status: str | None = None) -> Any:
     """The rule for the next task, shared by peek and claim: highest priority, then oldest, among
     tasks whose dependencies are completed and that are unassigned or assigned to the asking agent.
     Bind names differ from column names because SQLAlchemy reserves those in UPDATE statements."""
@@ -123,7 +123,8 @@ def _next_task(typed: bool) -> Any:
     cond = [
         c.c.tenant == bindparam("b_tenant"),
         c.c.project == bindparam("b_project"),
-        c.c.status == bindparam("b_status"),
+        # The claim's status is a constant: PostgreSQL's plan then uses the partial pending index.
+        c.c.status == (bindparam("b_status") if status is None else status),
         or_(c.c.assigned_to.is_(None), c.c.assigned_to == bindparam("b_agent")),
         _ready(c),
     ]
@@ -135,7 +136,7 @@ def _next_task(typed: bool) -> Any:
 def _claim_statement(typed: bool) -> Any:
     """The claim and its activity-log row, one statement: take the next task, skipping rows other
     claimers hold locked (the route runs it in autocommit, so nothing else waits on it)."""
-    chosen = _next_task(typed).with_for_update(skip_locked=True, of=_cand).scalar_subquery()
+    chosen = _next_task(typed, "pending").with_for_update(skip_locked=True, of=_cand).scalar_subquery()
     claimed = (
         update(tasks)
         .where(tasks.c.id == chosen)
@@ -238,7 +239,6 @@ class TaskService:
         params = {
             "b_tenant": self.tenant,
             "b_project": data.project,
-            "b_status": "pending",
             "b_agent": data.agent,
             "b_lease": lease,
         }
