@@ -110,3 +110,50 @@ def test_key_cache_serves_repeat_requests_without_a_lookup(app_client, statement
     statements.clear()
     ok(app_client.get("/ids/next", params={"type": "US", "project": "p"}, headers=headers))
     assert not [s for s in statements if "api_keys" in s]
+
+
+def test_a_status_change_that_applies_is_one_statement(app_client, statements, make_key, db, tenant):
+    """PUT /tasks/{ref}/status locks, checks, updates and logs in one statement; only refusals
+    take the general path (which re-reads to say why)."""
+    headers = {"Authorization": f"Bearer {make_key('write')}"}
+    project = f"status-{uuid.uuid4().hex[:8]}"
+    task = ok(app_client.post("/tasks", json={"project": project, "title": "s"}, headers=headers), 201)
+    claimed = ok(app_client.post("/tasks/next", json={"project": project, "agent": "a"}, headers=headers))["task"]
+    assert claimed["lease_expires_at"]
+
+    def put(ref: str, body: dict[str, Any], **params: str) -> tuple[dict[str, Any], list[str]]:
+        statements.clear()
+        resp = app_client.put(f"/tasks/{ref}/status", json=body, params=params, headers=headers)
+        return resp, [s for s in statements if "api_keys" not in s and "idempotency" not in s]
+
+    resp, work = put(task["key"], {"status": "pending", "agent": "a"}, project=project)  # released
+    got = ok(resp)["updated_task"]
+    assert len(work) == 1 and got["assigned_to"] is None and got["lease_expires_at"] is None
+    resp, work = put(task["id"], {"status": "in_progress"})
+    got = ok(resp)["updated_task"]
+    assert len(work) == 1 and got["lease_expires_at"] and got["completed_at"] is None
+    resp, work = put(task["key"], {"status": "completed", "completion_notes": "done", "result": {"n": 1}})
+    got = ok(resp)["updated_task"]
+    assert len(work) == 1
+    assert got["completed_at"] and got["lease_expires_at"] is None
+    assert (got["completion_notes"], got["result"]) == ("done", {"n": 1})
+    resp, work = put(task["key"], {"status": "completed"})  # a repeat: nothing changes, nothing logged
+    assert len(work) == 1 and ok(resp)["updated_task"]["completed_at"] == got["completed_at"]
+    resp, work = put(task["key"], {"status": "completed", "completion_notes": "more"})
+    assert len(work) == 1 and ok(resp)["updated_task"]["completion_notes"] == "more"
+    resp, work = put(task["key"], {"status": "in_progress"})  # refused: the general path says why
+    assert resp.json()["code"] == "INVALID_TRANSITION" and len(work) > 1
+    with db.connect() as conn:
+        logged = conn.execute(
+            text("SELECT type, summary FROM events WHERE tenant = :t AND project = :p ORDER BY id"),
+            {"t": tenant, "p": project},
+        ).all()
+    key = task["key"]
+    assert [tuple(r) for r in logged] == [
+        ("task.created", f"Task created: {key} s"),
+        ("task.claimed", f"Task claimed by a: {key} s"),
+        ("task.status", f"Task {key}: in_progress → pending"),
+        ("task.status", f"Task {key}: pending → in_progress"),
+        ("task.status", f"Task {key}: in_progress → completed"),
+        ("task.updated", f"Task updated: {key} (completion_notes)"),
+    ]

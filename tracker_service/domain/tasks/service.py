@@ -45,6 +45,7 @@ from tracker_service.domain.tasks.schemas import (
     TaskSummary,
 )
 from tracker_service.domain.tasks.states import TRANSITIONS, transition_hint
+from tracker_service.domain.tasks.status_change import change_status_at_once
 from tracker_service.errors import (
     AmbiguousKey,
     Conflict,
@@ -249,7 +250,22 @@ class TaskService:
         return None if row is None else TaskOut.from_mapping(row)
 
     async def set_status(self, ref: str, project: str | None, data: StatusIn) -> TaskOut:
-        return await self._change(ref, project, data.model_dump(exclude_unset=True))
+        fields = data.model_dump(exclude_unset=True)
+        lease = timedelta(seconds=self.settings.default_lease_seconds)
+        row = await change_status_at_once(
+            self.conn,
+            tenant=self.tenant,
+            actor=self.principal.name,
+            ref=ref,
+            project=project,
+            fields=fields,
+            lease=lease,
+        )
+        if row is not None:
+            return TaskOut.from_mapping(row)
+        # Nothing changed: the general path re-reads under a lock and says why (or does it, if the
+        # task moved on since).
+        return await self._change(ref, project, fields)
 
     async def heartbeat(self, ref: str, project: str | None, data: HeartbeatIn) -> TaskOut:
         """Extend the lease of a task the agent holds."""
