@@ -40,13 +40,26 @@ class HotStatement:
 
     async def first(self, conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict, or None; database errors surface as SQLAlchemy's, like any other."""
+        rows = await self._execute(conn, params, fetch=1)
+        return rows[0] if rows else None
+
+    async def all(self, conn: AsyncConnection, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self._execute(conn, params, fetch=None)
+
+    async def run(self, conn: AsyncConnection, params: dict[str, Any]) -> None:
+        """For statements that return no rows."""
+        await self._execute(conn, params, fetch=0)
+
+    async def _execute(self, conn: AsyncConnection, params: dict[str, Any], fetch: int | None) -> list[dict[str, Any]]:
         fairy = await conn.get_raw_connection()
         driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
         values = params
         try:
             cursor = driver.cursor(row_factory=dict_row)
             await cursor.execute(self.sql, values, prepare=True)  # type: ignore[arg-type]
-            return await cursor.fetchone()
+            if fetch == 0:
+                return []
+            return await (cursor.fetchmany(fetch) if fetch else cursor.fetchall())
         except psycopg.Error as exc:
             broken = driver.broken or driver.closed
             if broken:

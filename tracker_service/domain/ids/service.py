@@ -57,8 +57,9 @@ _ALLOCATE_LOGGED = HotStatement(
 
 # n allocations at once, exactly as n _ALLOCATEs in a row would give: the lowest released IDs first,
 # then the counter moved forward by the rest (one row lock instead of n).
-_ALLOCATE_MANY = text(
-    """
+_ALLOCATE_MANY = HotStatement(
+    text(
+        """
     WITH freed AS (
         DELETE FROM id_free
         WHERE (tenant, project, type, value) IN (
@@ -81,6 +82,7 @@ _ALLOCATE_MANY = text(
     SELECT generate_series(b.last - need.k + 1, b.last) FROM bumped b, need
     ORDER BY 1
     """
+    )
 )
 
 _PEEK = text(
@@ -124,7 +126,7 @@ class IdRegistry:
     async def allocate_numbers(self, project: str, type_: str, n: int) -> list[int]:
         """n numbers, ascending, as n allocate_number calls in a row would return them."""
         params = {"tenant": self.tenant, "project": project, "type": type_, "n": n}
-        numbers = list((await self.conn.execute(_ALLOCATE_MANY, params)).scalars())
+        numbers = [row["value"] for row in await _ALLOCATE_MANY.all(self.conn, params)]
         IDS_ALLOCATED.labels("single").inc(n)
         return numbers
 
