@@ -28,9 +28,11 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import idempotency_records
 from tracker_service.domain.keys.service import Principal, authenticate
 from tracker_service.errors import (
+    Conflict,
     Forbidden,
     IdempotencyKeyReused,
     InvalidRequest,
@@ -239,19 +241,19 @@ def request_hash(scope: Scope, body: bytes) -> str:
     return h.hexdigest()
 
 
-# Built once: every write with an Idempotency-Key runs them.
+# Prepared once: every write with an Idempotency-Key runs them, in the request's transaction.
 _THIS_KEY = (
     idempotency_records.c.tenant == bindparam("b_tenant"),
     idempotency_records.c.key == bindparam("b_key"),
 )
-_CLAIM_KEY = (
+_CLAIM_KEY = HotStatement(
     pg_insert(idempotency_records)
     .values(tenant=bindparam("b_tenant"), key=bindparam("b_key"), request_hash=bindparam("b_hash"))
     .on_conflict_do_nothing()
     .returning(idempotency_records.c.key)
 )
-_STORED = select(idempotency_records).where(*_THIS_KEY)
-_STORE = (
+_STORED = HotStatement(select(idempotency_records).where(*_THIS_KEY))
+_STORE = HotStatement(
     update(idempotency_records)
     .where(*_THIS_KEY)
     .values(status_code=bindparam("b_status"), content_type=bindparam("b_type"), body=bindparam("b_body"))
@@ -264,31 +266,31 @@ async def claim_idempotency_key(
     """Record the key in this transaction; return the stored response if it was used before."""
     if not key or len(key) > 255:
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
-    params = {"b_tenant": principal.tenant, "b_key": key, "b_hash": request_hash}
-    inserted = (await conn.execute(_CLAIM_KEY, params)).first()
-    if inserted:
+    if await _CLAIM_KEY.first(conn, {"b_tenant": principal.tenant, "b_key": key, "b_hash": request_hash}):
         return None
-    row = (await conn.execute(_STORED, params)).one()
-    if row.request_hash != request_hash:
+    row = await _STORED.first(conn, {"b_tenant": principal.tenant, "b_key": key})
+    if row is None:  # swept away (records live 24 h) between the two statements
+        raise Conflict(f"Idempotency-Key {key!r} expired just now; retry the request with a new key")
+    if row["request_hash"] != request_hash:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {key!r} was already used with a different request; use a new key for a new request"
         )
     return _stored_response(row)
 
 
-def _stored_response(row: Any) -> CapturedResponse:
-    body = bytes(row.body or b"")
+def _stored_response(row: dict[str, Any]) -> CapturedResponse:
+    body = bytes(row["body"] or b"")
     headers = [
-        (b"content-type", (row.content_type or "application/json").encode("latin-1")),
+        (b"content-type", (row["content_type"] or "application/json").encode("latin-1")),
         (b"content-length", str(len(body)).encode()),
         (b"idempotent-replayed", b"true"),
     ]
     return CapturedResponse(
         messages=[
-            {"type": "http.response.start", "status": row.status_code, "headers": headers},
+            {"type": "http.response.start", "status": row["status_code"], "headers": headers},
             {"type": "http.response.body", "body": body, "more_body": False},
         ],
-        status=row.status_code,
+        status=row["status_code"],
     )
 
 
@@ -300,4 +302,4 @@ async def store_body(
     conn: AsyncConnection, principal: Principal, key: str, status: int, content_type: str, body: bytes
 ) -> None:
     params = {"b_tenant": principal.tenant, "b_key": key, "b_status": status, "b_type": content_type, "b_body": body}
-    await conn.execute(_STORE, params)
+    await _STORE.run(conn, params)
