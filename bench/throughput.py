@@ -1,23 +1,31 @@
 """2. Throughput of claims and ID allocations with 1, 8 and 32 concurrent clients, against the raw-SQL
 floor at the same concurrency, plus the correctness checks: no task claimed twice, no ID issued twice.
 
-Tracker clients: N keep-alive HTTP connections (bench.rawhttp, one asyncio loop) to one
-`tracker serve` process with its default pool (10 + 10 overflow). Floor clients: N psycopg async
-connections, each running the single claim / counter statement in autocommit. Each cell runs for a
-fixed time (and at most a fixed count), floors and tracker alternating per concurrency level.
+Floor clients: N psycopg async connections, each running the single claim / counter statement in
+autocommit. HTTP clients: N keep-alive connections (bench.rawhttp, one asyncio loop) to
+- `tracker serve` with 1 and with 2 server processes (TRACKER_WORKERS; default pool 10 + 10 each);
+- the ceiling app (bench.ceiling_app) with 1 and 2 processes: the same statement behind the same
+  server stack with nothing else, i.e. the best a Litestar service reaches here for this work.
+Each cell runs for a fixed time (and at most a fixed count); the five sides of a cell run one after
+another, so they see the same machine within seconds of each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from bench import floors, seed
-from bench.env import World
+from bench.env import World, free_port
 from bench.rawhttp import RawHttp
 from bench.stats import ratio, summarize
 
@@ -51,30 +59,34 @@ async def drive(clients: int, op: Op, seconds: float, max_ops: int) -> dict[str,
     }
 
 
-async def tracker_claims(world: World, port: int, key: str, project: str, clients: int, seconds: float, max_ops: int):
-    conns = [await RawHttp("127.0.0.1", port, key).connect() for _ in range(clients)]
+# What each HTTP server is asked, per operation: path, body for client i, expected status, result.
+def _claim_request(tenant: str, project: str, i: int, ceiling: bool) -> tuple[str, dict[str, Any]]:
+    body = {"project": project, "agent": f"agent-{i}"}
+    return ("/claim", {**body, "tenant": tenant}) if ceiling else ("/tasks/next", body)
+
+
+def _id_request(tenant: str, project: str, i: int, ceiling: bool) -> tuple[str, dict[str, Any]]:
+    if ceiling:
+        return "/allocate", {"tenant": tenant, "project": project, "type": "BENCH"}
+    return "/ids/next", {"type": "BENCH", "project_id": project}
+
+
+async def http_ops(
+    server: Server, key: str, tenant: str, project: str, what: str, clients: int, seconds: float, max_ops: int
+) -> dict[str, Any]:
+    """`clients` keep-alive connections to one server doing claims or ID allocations."""
+    conns = [await RawHttp("127.0.0.1", server.port, key).connect() for _ in range(clients)]
+    request = _claim_request if what == "claim" else _id_request
+    want = 200 if what == "claim" else 201
 
     async def op(i: int) -> Any:
-        status, body = await conns[i].request("POST", "/tasks/next", {"project": project, "agent": f"agent-{i}"})
-        if status != 200:
-            raise RuntimeError(f"claim answered {status}: {body}")
-        return body["task"]["id"] if body["task"] else None
-
-    try:
-        return await drive(clients, op, seconds, max_ops)
-    finally:
-        for c in conns:
-            await c.close()
-
-
-async def tracker_ids(world: World, port: int, key: str, project: str, clients: int, seconds: float, max_ops: int):
-    conns = [await RawHttp("127.0.0.1", port, key).connect() for _ in range(clients)]
-
-    async def op(i: int) -> Any:
-        status, body = await conns[i].request("POST", "/ids/next", {"type": "BENCH", "project_id": project})
-        if status != 201:
-            raise RuntimeError(f"allocation answered {status}: {body}")
-        return body["number"]
+        path, body = request(tenant, project, i, server.ceiling)
+        status, answer = await conns[i].request("POST", path, body)
+        if status != want:
+            raise RuntimeError(f"{server.name}: {path} answered {status}: {answer}")
+        if what == "id":
+            return answer["number"]
+        return answer["task"]["id"] if answer["task"] else None
 
     try:
         return await drive(clients, op, seconds, max_ops)
@@ -131,57 +143,127 @@ def _check_ids(world: World, tenant: str, project: str, results: list[Any]) -> d
     }
 
 
+@dataclass
+class Server:
+    name: str
+    port: int
+    ceiling: bool
+    stop: Callable[[], None]
+
+
+def ceiling_server(world: World, workers: int) -> Server:
+    """bench.ceiling_app under uvicorn, with the tracker's uvicorn settings."""
+    port = free_port()
+    log = (world.root / f"ceiling-{workers}.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.ceiling_app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "CEILING_DSN": world.libpq_url},
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not _answers(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the ceiling app did not start (see {log.name})")
+        time.sleep(0.05)
+
+    def stop() -> None:
+        proc.terminate()
+        proc.wait(20)
+
+    return Server(f"ceiling x{workers}", port, True, stop)
+
+
+def _answers(port: int) -> bool:
+    import http.client
+
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+        conn.request("GET", "/")
+        conn.getresponse().read()
+        conn.close()
+        return True
+    except OSError:
+        return False
+
+
+SIDES = ("floor", "ceiling x1", "tracker x1", "ceiling x2", "tracker x2")
+
+
+def _floor_statement(what: str, tenant: str, project: str) -> tuple[str, Callable[[int], dict[str, Any]]]:
+    if what == "claim":
+        return floors.CLAIM, lambda i: {"tenant": tenant, "project": project, "agent": f"agent-{i}"}
+    return floors.ALLOCATE, lambda i: {"tenant": tenant, "project": project, "type": "BENCH"}
+
+
+def start_server(world: World, side: str) -> Server:
+    kind, workers = side.split(" x")
+    if kind == "ceiling":
+        return ceiling_server(world, int(workers))
+    t = world.tracker(f"throughput-{workers}", TRACKER_WORKERS=workers)
+    return Server(side, t.port, False, t.stop)
+
+
 def run(world: World, levels: list[int], seconds: float, max_ops: int) -> dict[str, Any]:
+    """Per concurrency level and operation: the raw-SQL floor, then the same work over HTTP by the
+    ceiling app and by `tracker serve`, each with 1 and with 2 server processes (this machine's cores)."""
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         runner = asyncio.run
-    tracker = world.tracker("throughput")
     tenant, key = world.tenant_key()
     with psycopg.connect(world.libpq_url, autocommit=True) as conn:
         for n in levels:
-            seed.pending_tasks(conn, tenant, f"claim-floor-{n}", max_ops + 8 * n)
-            seed.pending_tasks(conn, tenant, f"claim-tracker-{n}", max_ops + 8 * n)
+            for side in SIDES:
+                seed.pending_tasks(conn, tenant, f"claim-{side}-{n}", max_ops + 8 * n)
         conn.execute("VACUUM ANALYZE tasks")
 
     cells: list[dict[str, Any]] = []
     for n in levels:
         for what in ("claim", "id"):
             row: dict[str, Any] = {"op": what, "clients": n}
-            for side in ("floor", "tracker"):
+            for side in SIDES:
                 project = f"{what}-{side}-{n}"
-                if what == "claim" and side == "floor":
-                    res = runner(
-                        floor(
-                            world,
-                            floors.CLAIM,
-                            lambda i, p=project: {"tenant": tenant, "project": p, "agent": f"agent-{i}"},
-                            n,
-                            seconds,
-                            max_ops,
-                        )
-                    )
-                elif what == "claim":
-                    res = runner(tracker_claims(world, tracker.port, key, project, n, seconds, max_ops))
-                elif side == "floor":
-                    res = runner(
-                        floor(
-                            world,
-                            floors.ALLOCATE,
-                            lambda i, p=project: {"tenant": tenant, "project": p, "type": "BENCH"},
-                            n,
-                            seconds,
-                            max_ops,
-                        )
-                    )
+                if side == "floor":
+                    sql, params = _floor_statement(what, tenant, project)
+                    res = runner(floor(world, sql, params, n, seconds, max_ops))
                 else:
-                    res = runner(tracker_ids(world, tracker.port, key, project, n, seconds, max_ops))
+                    # One server at a time: all four at once would need more connections than
+                    # PostgreSQL's default max_connections (100) at 32 clients.
+                    server = start_server(world, side)
+                    try:
+                        res = runner(http_ops(server, key, tenant, project, what, n, seconds, max_ops))
+                    finally:
+                        server.stop()
                 check = (_check_claims if what == "claim" else _check_ids)(world, tenant, project, res.pop("results"))
                 row[side] = {**res, "check": check}
-            row["ratio_to_floor"] = ratio(row["tracker"]["per_second"], row["floor"]["per_second"])
-            row["goal_60pct"] = (row["ratio_to_floor"] or 0) >= 0.6
+            floor_rate = row["floor"]["per_second"]
+            for side in SIDES[1:]:
+                row[side]["ratio_to_floor"] = ratio(row[side]["per_second"], floor_rate)
+            for workers in (1, 2):
+                tr, ce = row[f"tracker x{workers}"], row[f"ceiling x{workers}"]
+                tr["ratio_to_ceiling"] = ratio(tr["per_second"], ce["per_second"])
+                tr["goal_60pct"] = (tr["ratio_to_floor"] or 0) >= 0.6
             cells.append(row)
-    tracker.stop()
-    return {"seconds_per_cell": seconds, "max_ops_per_cell": max_ops, "cells": cells}
+    return {"seconds_per_cell": seconds, "max_ops_per_cell": max_ops, "sides": list(SIDES), "cells": cells}
