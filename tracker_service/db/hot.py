@@ -53,10 +53,9 @@ class HotStatement:
     async def _execute(self, conn: AsyncConnection, params: dict[str, Any], fetch: int | None) -> list[dict[str, Any]]:
         fairy = await conn.get_raw_connection()
         driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
-        values = params
         try:
             cursor = driver.cursor(row_factory=dict_row)
-            await cursor.execute(self.sql, values, prepare=True)  # type: ignore[arg-type]
+            await cursor.execute(self.sql, params, prepare=True)  # type: ignore[arg-type]
             if fetch == 0:
                 return []
             return await (cursor.fetchmany(fetch) if fetch else cursor.fetchall())
@@ -65,5 +64,5 @@ class HotStatement:
             if broken:
                 await conn.invalidate(exc)  # never hand a dead connection back to the pool
             raise DBAPIError.instance(
-                self.sql, values, exc, psycopg.Error, connection_invalidated=broken, dialect=_DIALECT
+                self.sql, params, exc, psycopg.Error, connection_invalidated=broken, dialect=_DIALECT
             ) from exc

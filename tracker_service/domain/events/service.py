@@ -46,13 +46,9 @@ async def record(
     actor: str | None,
 ) -> None:
     """Write one event in the caller's transaction: it commits, or vanishes, with the change."""
-    await record_many(conn, [event_values(tenant, type_, summary, project=project, entity_id=entity_id, actor=actor)])
-
-
-async def record_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Write several events (rows from event_values) in one multi-row INSERT."""
-    if rows:
-        await conn.execute(_INSERT_EVENT, rows)
+    await conn.execute(
+        _INSERT_EVENT, event_values(tenant, type_, summary, project=project, entity_id=entity_id, actor=actor)
+    )
 
 
 class EventLog:

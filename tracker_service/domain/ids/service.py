@@ -24,43 +24,10 @@ from tracker_service.domain.keys.service import Principal
 from tracker_service.errors import Conflict, InvalidRequest, ReservationNotFound
 from tracker_service.metrics import IDS_ALLOCATED
 
-# The allocation and its activity-log row in one statement (the route runs it in autocommit, so the
-# counter's row lock is held for this statement only). The SQL id text is format_id's: TYPE-001.
-_ALLOCATE_LOGGED = HotStatement(
-    text(
-        """
-    WITH freed AS (
-        DELETE FROM id_free
-        WHERE (tenant, project, type, value) IN (
-            SELECT tenant, project, type, value FROM id_free
-            WHERE tenant = :tenant AND project = :project AND type = :type
-            ORDER BY value LIMIT 1
-            FOR UPDATE SKIP LOCKED)
-        RETURNING value
-    ), bumped AS (
-        INSERT INTO id_counters AS c (tenant, project, type, last_value)
-        SELECT :tenant, :project, :type, 1 WHERE NOT EXISTS (SELECT 1 FROM freed)
-        ON CONFLICT (tenant, project, type)
-        DO UPDATE SET last_value = c.last_value + 1, updated_at = now()
-        RETURNING c.last_value AS value
-    ), issued AS (
-        SELECT value, :type || '-' || CASE WHEN value < 100 THEN lpad(value::text, 3, '0') ELSE value::text END AS id
-        FROM (SELECT value FROM freed UNION ALL SELECT value FROM bumped) v
-    ), logged AS (
-        INSERT INTO events (tenant, project, type, entity_id, actor, summary)
-        SELECT :tenant, :project, 'id.allocated', id, :actor, 'ID allocated: ' || id FROM issued
-    )
-    SELECT value FROM issued
-    """
-    )
-)
-
-# n allocations at once, exactly as n _ALLOCATEs in a row would give: the lowest released IDs first,
-# then the counter moved forward by the rest (one row lock instead of n).
-_ALLOCATE_MANY = HotStatement(
-    text(
-        """
-    WITH freed AS (
+# n allocations at once, exactly as n single allocations in a row would give: the lowest released
+# IDs first, then the counter moved forward by the rest (one row lock instead of n).
+_TAKE_N = """
+    freed AS (
         DELETE FROM id_free
         WHERE (tenant, project, type, value) IN (
             SELECT tenant, project, type, value FROM id_free
@@ -76,11 +43,27 @@ _ALLOCATE_MANY = HotStatement(
         ON CONFLICT (tenant, project, type)
         DO UPDATE SET last_value = c.last_value + EXCLUDED.last_value, updated_at = now()
         RETURNING c.last_value AS last
-    )
+    )"""
+_TAKEN = """
     SELECT value FROM freed
     UNION ALL
-    SELECT generate_series(b.last - need.k + 1, b.last) FROM bumped b, need
-    ORDER BY 1
+    SELECT generate_series(b.last - need.k + 1, b.last) FROM bumped b, need"""
+
+_ALLOCATE_MANY = HotStatement(text(f"WITH {_TAKE_N} {_TAKEN} ORDER BY 1"))
+
+# One allocation and its activity-log row in one statement (the route runs it in autocommit, so the
+# counter's row lock is held for this statement only). The SQL id text is format_id's: TYPE-001.
+_ALLOCATE_LOGGED = HotStatement(
+    text(
+        f"""
+    WITH {_TAKE_N}, issued AS (
+        SELECT value, :type || '-' || CASE WHEN value < 100 THEN lpad(value::text, 3, '0') ELSE value::text END AS id
+        FROM ({_TAKEN}) v
+    ), logged AS (
+        INSERT INTO events (tenant, project, type, entity_id, actor, summary)
+        SELECT :tenant, :project, 'id.allocated', id, :actor, 'ID allocated: ' || id FROM issued
+    )
+    SELECT value FROM issued
     """
     )
 )
@@ -132,7 +115,7 @@ class IdRegistry:
 
     async def allocate(self, project: str, type_: str) -> NextIdOut:
         """Allocate and log the next ID in one statement."""
-        params = {"tenant": self.tenant, "project": project, "type": type_, "actor": self.principal.name}
+        params = {"tenant": self.tenant, "project": project, "type": type_, "n": 1, "actor": self.principal.name}
         number = (await _ALLOCATE_LOGGED.first(self.conn, params))["value"]  # type: ignore[index]
         IDS_ALLOCATED.labels("single").inc()
         return NextIdOut(next_id=format_id(type_, number), number=number, type=type_, project=project)
