@@ -37,7 +37,9 @@ TaskKey = Annotated[
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 TaskType = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z][a-z0-9_-]{0,31}$"),
+    # Lowered before the pattern is checked: StringConstraints checks the pattern on the raw text.
+    BeforeValidator(_lower),
+    StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$"),
     Field(description="Kind of work, for workers that claim by type (e.g. code, general)"),
 ]
 TaskRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
