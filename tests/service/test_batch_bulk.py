@@ -70,3 +70,69 @@ def test_batch_events_one_per_task(api, project):
     log = ok(api.get("/log", params={"project": project, "limit": 10}))
     created = [e for e in (log["entries"] if isinstance(log, dict) else log) if e["event"] == "task.created"]
     assert sorted(e["summary"].split()[2] for e in created) == added["task_ids"]
+
+
+def _every_field(project: str, handoff_id: str, **fields) -> dict:
+    return {
+        "project": project,
+        "title": "Full task",
+        "description": "# Full task\nwith every field",
+        "priority": "HIGH",
+        "assigned_to": "agent-a",
+        "tags": ["x", "y"],
+        "notes": "n",
+        "completion_notes": "c",
+        "inputs": {"nested": [1, 2.5, None, {"k": "v"}], "flag": True},
+        "outputs": ["a", 1],
+        "result": "a plain string",
+        "due_date": "2026-12-01T10:00:00+02:00",
+        "related_handoff_id": handoff_id,
+        "type": "Code",
+        **fields,
+    }
+
+
+def test_batch_rows_equal_single_creation_field_for_field(api, project):
+    from tests.service.test_handoffs import handoff
+
+    h = handoff(api, project)["id"]
+    varying = ("id", "key", "project", "created_at", "updated_at", "completed_at", "lease_expires_at")
+    for status in ("pending", "in_progress", "completed"):
+        alone = ok(api.post("/tasks", json=_every_field(project, h, status=status)), 201)
+        added = ok(api.post("/tasks/batch", json={"tasks": [_every_field(f"{project}-b", h, status=status)]}), 201)
+        batched = ok(api.get(f"/tasks/{added['ids'][0]}"))
+        assert {k: v for k, v in batched.items() if k not in varying} == {
+            k: v for k, v in alone.items() if k not in varying
+        }
+        for name in ("completed_at", "lease_expires_at"):
+            assert (batched[name] is None) == (alone[name] is None), (status, name)
+    minimal = ok(api.post("/tasks/batch", json={"tasks": [{"project": project, "title": "m"}]}), 201)
+    task = ok(api.get(f"/tasks/{minimal['ids'][0]}"))
+    assert (task["status"], task["priority"], task["tags"], task["inputs"], task["type"]) == (
+        "pending",
+        "medium",
+        [],
+        None,
+        None,
+    )
+
+
+def test_batch_across_projects_numbers_each_project_in_order(api, project):
+    other = f"{project}-2"
+    ok(api.post("/tasks", json={"project": other, "title": "before"}), 201)  # other is at TASK-001
+    items = [{"project": p, "title": f"t{i}"} for i, p in enumerate([project, other, project, other, project])]
+    added = ok(api.post("/tasks/batch", json={"tasks": items}), 201)
+    assert added["task_ids"] == ["TASK-001", "TASK-002", "TASK-002", "TASK-003", "TASK-003"]
+    for task_id, key, item in zip(added["ids"], added["task_ids"], items, strict=True):
+        got = ok(api.get(f"/tasks/{task_id}"))
+        assert (got["key"], got["project"], got["title"]) == (key, item["project"], item["title"])
+
+
+def test_batch_log_rows_are_in_batch_order(api, project):
+    added = ok(
+        api.post("/tasks/batch", json={"tasks": [{"project": project, "title": f"t{i}"} for i in range(6)]}), 201
+    )
+    log = ok(api.get("/log", params={"project": project, "limit": 10}))
+    entries = log["entries"] if isinstance(log, dict) else log
+    created = [e["summary"].split()[2] for e in entries if e["event"] == "task.created"]
+    assert list(reversed(created)) == added["task_ids"]  # the log lists newest first

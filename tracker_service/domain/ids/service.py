@@ -25,8 +25,9 @@ from tracker_service.errors import Conflict, InvalidRequest, ReservationNotFound
 from tracker_service.metrics import IDS_ALLOCATED
 
 # n allocations at once, exactly as n single allocations in a row would give: the lowest released
-# IDs first, then the counter moved forward by the rest (one row lock instead of n).
-_TAKE_N = """
+# IDs first, then the counter moved forward by the rest (one row lock instead of n). Also used by
+# batch task creation, which takes its keys in the same statement as it inserts the tasks.
+TAKE_N = """
     freed AS (
         DELETE FROM id_free
         WHERE (tenant, project, type, value) IN (
@@ -44,21 +45,28 @@ _TAKE_N = """
         DO UPDATE SET last_value = c.last_value + EXCLUDED.last_value, updated_at = now()
         RETURNING c.last_value AS last
     )"""
-_TAKEN = """
+TAKEN = """
     SELECT value FROM freed
     UNION ALL
     SELECT generate_series(b.last - need.k + 1, b.last) FROM bumped b, need"""
 
-_ALLOCATE_MANY = HotStatement(text(f"WITH {_TAKE_N} {_TAKEN} ORDER BY 1"))
+
+def id_text_sql(type_sql: str, value_sql: str) -> str:
+    """format_id in SQL (TYPE-001); lpad alone would cut numbers of more than three digits."""
+    padded = f"CASE WHEN {value_sql} < 100 THEN lpad({value_sql}::text, 3, '0') ELSE {value_sql}::text END"
+    return f"{type_sql} || '-' || {padded}"
+
+
+_ALLOCATE_MANY = HotStatement(text(f"WITH {TAKE_N} {TAKEN} ORDER BY 1"))
 
 # One allocation and its activity-log row in one statement (the route runs it in autocommit, so the
 # counter's row lock is held for this statement only). The SQL id text is format_id's: TYPE-001.
 _ALLOCATE_LOGGED = HotStatement(
     text(
         f"""
-    WITH {_TAKE_N}, issued AS (
-        SELECT value, :type || '-' || CASE WHEN value < 100 THEN lpad(value::text, 3, '0') ELSE value::text END AS id
-        FROM ({_TAKEN}) v
+    WITH {TAKE_N}, issued AS (
+        SELECT value, {id_text_sql(":type", "value")} AS id
+        FROM ({TAKEN}) v
     ), logged AS (
         INSERT INTO events (tenant, project, type, entity_id, actor, summary)
         SELECT :tenant, :project, 'id.allocated', id, :actor, 'ID allocated: ' || id FROM issued

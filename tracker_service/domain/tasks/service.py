@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -25,20 +26,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ClauseElement
 
 from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import events, handoffs, tasks
 from tracker_service.db.models import task_dependencies as deps
 from tracker_service.domain.common import format_id
 from tracker_service.domain.events.service import event_values, record
-from tracker_service.domain.ids.service import IdRegistry
+from tracker_service.domain.ids.service import TAKE_N, TAKEN, IdRegistry, id_text_sql
 from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks.schemas import (
     BatchOut,
     ClaimIn,
     HeartbeatIn,
     StatusIn,
+    TaskFields,
     TaskIn,
     TaskOut,
     TaskPage,
@@ -56,7 +57,7 @@ from tracker_service.errors import (
     InvalidTransition,
     TaskNotFound,
 )
-from tracker_service.metrics import CLAIMS
+from tracker_service.metrics import CLAIMS, IDS_ALLOCATED
 from tracker_service.settings import Settings
 
 _dep = tasks.alias("dep")
@@ -166,20 +167,47 @@ def _claim_statement(typed: bool) -> Any:
     return select(claimed).add_cte(logged.cte("logged"))
 
 
-_INSERT_TASKS = (
-    pg_insert(tasks)
-    .on_conflict_do_nothing(constraint="tasks_key_unique")
-    .returning(tasks.c.id, tasks.c.project, tasks.c.key)
-)
+# Columns a new task takes from its request as given; the rest are defaults or derived below.
+_GIVEN = [name for name in TaskFields.model_fields if name not in ("depends_on", "priority", "status", "tags")]
+_GIVEN_SET = {*_GIVEN, "priority", "status", "tags"}
 
-_LOG_CREATED = HotStatement(
+# A batch in one statement: its keys taken from the registry (released ones first, as single
+# allocations would), the rows inserted and each logged, in the order of the batch. Items come as
+# one JSON array read with the table's own row type; items without a key take the registry's
+# numbers in order. A key already used is skipped (DO NOTHING): the caller sees fewer rows back,
+# raises, and the request's transaction undoes the rest.
+_CREATE_MANY = HotStatement(
     text(
-        """
-        INSERT INTO events (tenant, project, type, entity_id, actor, summary)
-        SELECT :tenant, t.project, 'task.created', t.id::text, :actor,
-               left('Task created: ' || t.key || ' ' || t.title, 300)
-        FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS u(id, n) JOIN tasks t ON t.id = u.id
-        ORDER BY u.n
+        f"""
+        WITH {TAKE_N}, numbers AS (
+            SELECT value, row_number() OVER (ORDER BY value) AS k FROM ({TAKEN}) v
+        ), items AS (
+            SELECT r.*, row_number() OVER (PARTITION BY r.key IS NULL ORDER BY r.ordinality) AS k
+            FROM jsonb_populate_recordset(NULL::tasks, CAST(:items AS jsonb)) WITH ORDINALITY AS r
+        ), keyed AS (
+            SELECT i.*, coalesce(i.key, {id_text_sql("'TASK'", "n.value")}) AS new_key
+            FROM items i LEFT JOIN numbers n ON i.key IS NULL AND n.k = i.k
+        ), inserted AS (
+            INSERT INTO tasks (tenant, project, key, priority, status, tags, completed_at, lease_expires_at,
+                               {", ".join(_GIVEN)})
+            SELECT :tenant, project, new_key, coalesce(priority, 'medium'), coalesce(status, 'pending'),
+                   coalesce(tags, '{{}}'),
+                   CASE WHEN status = 'completed' THEN now() END,
+                   CASE WHEN status = 'in_progress' THEN now() + CAST(:lease AS interval) END,
+                   {", ".join(_GIVEN)}
+            FROM keyed ORDER BY ordinality
+            ON CONFLICT ON CONSTRAINT tasks_key_unique DO NOTHING
+            RETURNING id, project, key, title
+        ), logged AS (
+            INSERT INTO events (tenant, project, type, entity_id, actor, summary)
+            SELECT :tenant, t.project, 'task.created', t.id::text, :actor,
+                   left('Task created: ' || t.key || ' ' || t.title, 300)
+            FROM inserted t JOIN keyed b ON b.project = t.project AND b.new_key = t.key
+            ORDER BY b.ordinality
+        )
+        SELECT b.project, b.new_key AS key, t.id
+        FROM keyed b LEFT JOIN inserted t ON t.project = b.project AND t.key = b.new_key
+        ORDER BY b.ordinality
         """
     )
 )
@@ -362,48 +390,53 @@ class TaskService:
         )
 
     async def _insert_many(self, items: list[TaskIn]) -> list[tuple[UUID, str]]:
-        """Create tasks in a constant number of statements (keys, rows, events), not three per task."""
+        """Create tasks in one statement (keys, rows and log rows), not three per task."""
         for handoff_id in dict.fromkeys(item.related_handoff_id for item in items if item.related_handoff_id):
             await self._check_handoff(handoff_id)
         ids = IdRegistry(self.conn, self.principal)
-        wanted: dict[str, int] = {}
+        automatic = list(dict.fromkeys(item.project for item in items if item.key is None))
         highest: dict[str, int] = {}
         for item in items:
-            if item.key is None:
-                wanted[item.project] = wanted.get(item.project, 0) + 1
-            elif m := _AUTO_KEY.match(item.key):
+            if item.key is not None and (m := _AUTO_KEY.match(item.key)):
                 highest[item.project] = max(highest.get(item.project, 0), int(m.group(1)))
-        numbers = {project: iter(await ids.allocate_numbers(project, "TASK", n)) for project, n in wanted.items()}
         for project, value in highest.items():
             await ids.advance_to(project, "TASK", value)
-        rows = [self._row(item, item.key or format_id("TASK", next(numbers[item.project]))) for item in items]
-        columns = {name for row in rows for name in row}
-        uniform = [{name: row.get(name) for name in columns} for row in rows]
-        if any(isinstance(value, ClauseElement) for row in uniform for value in row.values()):
-            # now() for completed or in-progress tasks: only a multi-row VALUES can carry it.
-            statement = _INSERT_TASKS.values(uniform)
-            inserted = (await self.conn.execute(statement)).all()
-        else:
-            # executemany of one cached statement: SQLAlchemy batches the rows into one INSERT
-            # (insertmanyvalues) without compiling a new 10-row statement on every request.
-            inserted = (await self.conn.execute(_INSERT_TASKS, uniform)).all()
-        by_key = {(r.project, r.key): r.id for r in inserted}
-        if len(inserted) < len(rows):
-            seen: set[tuple[str, str]] = set()
-            for row in rows:
-                ref = (row["project"], row["key"])
-                if ref not in by_key or ref in seen:
-                    raise DuplicateKey(
-                        f"project {ref[0]} already has a task {ref[1]}; pick another key or omit it",
-                        key=ref[1],
-                        project=ref[0],
-                    )
-                seen.add(ref)
-        created = [(by_key[(row["project"], row["key"])], row["key"]) for row in rows]
-        # All the log rows in one prepared statement, in the order of the batch.
-        params = {"tenant": self.tenant, "actor": self.principal.name, "ids": [task_id for task_id, _ in created]}
-        await _LOG_CREATED.run(self.conn, params)
-        return created
+        # The statement takes keys for one project; a batch spanning more takes the others' first.
+        keys = {}
+        for project in automatic[1:]:
+            wanted = [i for i, item in enumerate(items) if item.key is None and item.project == project]
+            numbers = await ids.allocate_numbers(project, "TASK", len(wanted))
+            keys.update({i: format_id("TASK", n) for i, n in zip(wanted, numbers, strict=True)})
+        rows = [
+            {
+                "project": item.project,
+                "key": item.key or keys.get(i),
+                **item.model_dump(mode="json", include=_GIVEN_SET, exclude_none=True),
+            }
+            for i, item in enumerate(items)
+        ]
+        params = {
+            "tenant": self.tenant,
+            "actor": self.principal.name,
+            "project": automatic[0] if automatic else "",
+            "type": "TASK",
+            "n": sum(1 for row in rows if row["key"] is None),
+            "lease": timedelta(seconds=self.settings.default_lease_seconds),
+            "items": json.dumps(rows),
+        }
+        created = await _CREATE_MANY.all(self.conn, params)
+        IDS_ALLOCATED.labels("single").inc(params["n"])
+        seen: set[tuple[str, str]] = set()
+        for row in created:
+            ref = (row["project"], row["key"])
+            if row["id"] is None or ref in seen:
+                raise DuplicateKey(
+                    f"project {ref[0]} already has a task {ref[1]}; pick another key or omit it",
+                    key=ref[1],
+                    project=ref[0],
+                )
+            seen.add(ref)
+        return [(row["id"], row["key"]) for row in created]
 
     def _row(self, data: TaskIn, key: str) -> dict[str, Any]:
         """The tasks row of a new task (without dependencies)."""
