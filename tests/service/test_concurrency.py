@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import client_for
-from tests.helpers import ok
+from tests.helpers import ok, problem
 
 CLIENTS = 32
 
@@ -91,3 +93,33 @@ def test_concurrent_status_changes_settle_to_one_outcome(tracker_url, api, api_k
         1 for n, code in enumerate(codes) if code == 200 and ("completed" if n % 2 else "cancelled") == final["status"]
     )
     assert winners == 8 and codes.count(400) == 8
+
+
+def test_a_deadlock_is_a_retryable_write_conflict_that_changes_nothing(api, db, tenant, project):
+    """PostgreSQL settles a deadlock by rolling one side back; the tracker's side gets a 503
+    WRITE_CONFLICT (which the bridge retries), not a claim that the database is down."""
+    first, second = f"{project}-1", f"{project}-2"
+    for p in (first, second):
+        ok(api.post("/tasks", json={"project": p, "title": "make the counter"}), 201)
+    holder = db.connect()
+    try:
+        tx = holder.begin()
+        lock = text("SELECT 1 FROM id_counters WHERE tenant = :t AND project = :p AND type = 'TASK' FOR UPDATE")
+        holder.execute(lock, {"t": tenant, "p": second})
+        with ThreadPoolExecutor(1) as pool:
+            # The batch takes the first project's counter, then waits for the second: waiting first,
+            # it is the side PostgreSQL's deadlock check (after deadlock_timeout) rolls back.
+            batch = pool.submit(
+                api.post, "/tasks/batch", json={"tasks": [{"project": p, "title": "x"} for p in (second, first)]}
+            )
+            time.sleep(0.3)
+            holder.execute(lock, {"t": tenant, "p": first})  # closes the cycle; waits until the batch is undone
+            body = problem(batch.result(), 503, "WRITE_CONFLICT")
+        tx.rollback()
+    finally:
+        holder.close()
+    assert "deadlock" in body["detail"] and batch.result().headers["Retry-After"] == "1"
+    assert ok(api.get("/tasks", params={"project": first}))["total"] == 1
+    assert ok(api.post("/tasks/batch", json={"tasks": [{"project": p, "title": "x"} for p in (second, first)]}), 201)[
+        "task_ids"
+    ] == ["TASK-002", "TASK-002"]

@@ -101,6 +101,19 @@ def database_error(request: Request, exc: DBAPIError) -> Response:
         return problem(
             400, "INVALID_REQUEST", "Invalid request", f"a value could not be stored or compared: {reason}", request
         )
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate.startswith("40") and not exc.connection_invalidated:
+        # A deadlock or serialization failure: PostgreSQL rolled this request back, a retry works.
+        reason = str(exc.orig).splitlines()[0] if exc.orig else sqlstate
+        log.warning("write conflict, rolled back: %s", reason)
+        return problem(
+            503,
+            "WRITE_CONFLICT",
+            "Concurrent write conflict",
+            f"the request collided with a concurrent write ({reason}); nothing was changed, retry it",
+            request,
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         log.warning("database unavailable: %s", exc.orig)
         return problem(

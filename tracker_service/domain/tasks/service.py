@@ -272,6 +272,9 @@ class TaskService:
 
     async def create_batch(self, items: list[TaskIn]) -> BatchOut:
         # One transaction (the request's): any failure leaves nothing behind.
+        counted = {item.project for item in items if item.key is None or _AUTO_KEY.match(item.key)}
+        if len(counted) > 1:
+            await IdRegistry(self.conn, self.principal).lock_counters(list(counted), "TASK")
         if self._bulk_safe(items):
             created = await self._insert_many(items)
         else:
