@@ -1,5 +1,5 @@
 """Periodic housekeeping in each tracker process: hand back tasks whose lease lapsed, archive
-expired handoffs, drop old idempotency records.
+expired handoffs, drop old idempotency records, fold the task totals' rows.
 
 Every statement is idempotent, so several tracker processes sweeping one database is harmless.
 """
@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tracker_service.domain.handoffs.service import archive_expired
-from tracker_service.domain.tasks.service import lapse_expired_leases
+from tracker_service.domain.tasks.service import fold_task_totals, lapse_expired_leases
 from tracker_service.metrics import LEASE_EXPIRIES
 from tracker_service.notify import EVERYONE, EventHub
 
@@ -35,6 +35,8 @@ async def sweep_once(engine: AsyncEngine) -> int:
         await conn.execute(
             text(f"DELETE FROM idempotency_records WHERE created_at < now() - interval '{IDEMPOTENCY_RETENTION}'")
         )
+    async with engine.begin() as conn:
+        await fold_task_totals(conn)
     if archived:
         log.info("archived %d expired handoffs", archived)
     return lapsed + archived

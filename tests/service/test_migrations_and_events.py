@@ -23,6 +23,7 @@ TABLES = {
     "idempotency_records",
     "events",
     "alembic_version",
+    "task_totals",
 }
 
 
@@ -42,7 +43,7 @@ def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         migrate(url)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
     finally:
         engine.dispose()
         with psycopg.connect(admin, autocommit=True) as conn:

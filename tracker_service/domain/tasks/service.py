@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.hot import HotStatement
-from tracker_service.db.models import events, handoffs, tasks
+from tracker_service.db.models import events, handoffs, task_totals, tasks
 from tracker_service.db.models import task_dependencies as deps
 from tracker_service.domain.common import format_id
 from tracker_service.domain.events.service import event_values, record
@@ -109,6 +109,26 @@ _LAPSE = text(
 async def lapse_expired_leases(conn: AsyncConnection) -> int:
     """Return every task whose lease lapsed to pending (used by the periodic sweep)."""
     return len((await conn.execute(_LAPSE)).all())
+
+
+# The triggers of migration 0006 append a row per statement that adds or removes tasks; this folds
+# each project's rows into one. Rows committed meanwhile are not in the DELETE's snapshot and stay.
+FOLD_TASK_TOTALS = text(
+    """
+    WITH scattered AS (
+        SELECT tenant, project FROM task_totals GROUP BY tenant, project HAVING count(*) > 1
+    ), gone AS (
+        DELETE FROM task_totals t USING scattered s WHERE t.tenant = s.tenant AND t.project = s.project
+        RETURNING t.tenant, t.project, t.delta
+    )
+    INSERT INTO task_totals (tenant, project, delta)
+    SELECT tenant, project, sum(delta) FROM gone GROUP BY tenant, project HAVING sum(delta) <> 0
+    """
+)
+
+
+async def fold_task_totals(conn: AsyncConnection) -> None:
+    await conn.execute(FOLD_TASK_TOTALS)
 
 
 def _ready(candidate: Any) -> Any:
@@ -251,7 +271,15 @@ class TaskService:
             cond.append(tasks.c.priority == priority)
         if tag is not None:
             cond.append(tasks.c.tags.contains([tag]))
-        total = (await self.conn.execute(select(func.count()).select_from(tasks).where(*cond))).scalar_one()
+        if statuses or assigned_to is not None or priority is not None or tag is not None:
+            counted = select(func.count()).select_from(tasks).where(*cond)
+        else:
+            # Every task of the project (or tenant): the sum of the triggers' deltas, not a count of rows.
+            kept = [task_totals.c.tenant == self.tenant]
+            if project is not None:
+                kept.append(task_totals.c.project == project)
+            counted = select(func.coalesce(func.sum(task_totals.c.delta), 0)).where(*kept)
+        total = int((await self.conn.execute(counted)).scalar_one())
         rows = await self.conn.execute(
             select(*SUMMARY_COLUMNS).where(*cond).order_by(*ORDER).limit(limit).offset(offset)
         )
