@@ -104,6 +104,7 @@ def test_batch_rows_equal_single_creation_field_for_field(api, project):
         assert {k: v for k, v in batched.items() if k not in varying} == {
             k: v for k, v in alone.items() if k not in varying
         }
+        assert (alone["type"], alone["priority"]) == ("code", "high")  # both lowered as documented
         for name in ("completed_at", "lease_expires_at"):
             assert (batched[name] is None) == (alone[name] is None), (status, name)
     minimal = ok(api.post("/tasks/batch", json={"tasks": [{"project": project, "title": "m"}]}), 201)
