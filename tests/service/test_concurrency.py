@@ -112,7 +112,18 @@ def test_a_deadlock_is_a_retryable_write_conflict_that_changes_nothing(api, db, 
             batch = pool.submit(
                 api.post, "/tasks/batch", json={"tasks": [{"project": p, "title": "x"} for p in (second, first)]}
             )
-            time.sleep(0.3)
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%id_counters%'"
+            )
+            deadline = time.monotonic() + 30
+            # Until the batch waits for the second counter (asked outside the holder's transaction,
+            # whose view of pg_stat_activity would stay the same).
+            while True:
+                with db.connect() as probe:
+                    if probe.execute(waiting).scalar_one():
+                        break
+                assert time.monotonic() < deadline, "the batch never waited for the held counter"
+                time.sleep(0.02)
             holder.execute(lock, {"t": tenant, "p": first})  # closes the cycle; waits until the batch is undone
             body = problem(batch.result(), 503, "WRITE_CONFLICT")
         tx.rollback()

@@ -44,6 +44,22 @@ def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
         migrate(url)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
+        # 0006 starts its task totals from the tasks already there; TRUNCATE empties them.
+        command.downgrade(alembic_config(url), "0005")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tasks (tenant, project, key, title, priority, status, tags) VALUES "
+                    "('t', 'a', 'K-1', 'x', 'low', 'pending', '{}'), ('t', 'a', 'K-2', 'x', 'low', 'pending', '{}'), "
+                    "('t', 'b', 'K-1', 'x', 'low', 'completed', '{}')"
+                )
+            )
+        migrate(url)
+        totals = "SELECT project, status, sum(delta) FROM task_totals GROUP BY 1, 2 ORDER BY 1, 2"
+        with engine.begin() as conn:
+            assert [tuple(r) for r in conn.execute(text(totals))] == [("a", "pending", 2), ("b", "completed", 1)]
+            conn.execute(text("TRUNCATE tasks CASCADE"))
+            assert conn.execute(text(totals)).all() == []
     finally:
         engine.dispose()
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -106,10 +106,15 @@ def test_key_cache_serves_repeat_requests_without_a_lookup(app_client, statement
         assert time.monotonic() < deadline, "the LISTEN connection did not come up"
         time.sleep(0.01)
     headers = {"Authorization": f"Bearer {make_key('read')}"}
-    ok(app_client.get("/ids/next", params={"type": "US", "project": "p"}, headers=headers))
-    statements.clear()
-    ok(app_client.get("/ids/next", params={"type": "US", "project": "p"}, headers=headers))
-    assert not [s for s in statements if "api_keys" in s]
+    lookups = []
+    # The NOTIFY of this key's own creation may arrive after the first request and empty the cache
+    # once (as it must: keys changed); after that, repeats are served without a lookup.
+    for _ in range(3):
+        statements.clear()
+        ok(app_client.get("/ids/next", params={"type": "US", "project": "p"}, headers=headers))
+        lookups.append(len([s for s in statements if "api_keys" in s]))
+        time.sleep(0.2)
+    assert lookups[0] == 1 and lookups[-1] == 0 and sum(lookups) <= 2, lookups
 
 
 def test_a_status_change_that_applies_is_one_statement(app_client, statements, make_key, db, tenant):

@@ -75,12 +75,14 @@ task_dependencies = Table(
     Column("depends_on_id", UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
 )
 
-# Appended to by triggers (migration 0006): a project's task total is the sum of its deltas.
+# Appended to by triggers (migration 0006): the number of tasks of a project in a status is the
+# sum of its deltas.
 task_totals = Table(
     "task_totals",
     metadata,
     Column("tenant", Text, nullable=False),
     Column("project", Text, nullable=False),
+    Column("status", Text, nullable=False),
     Column("delta", BigInteger, nullable=False),
 )
 

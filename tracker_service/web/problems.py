@@ -101,10 +101,10 @@ def database_error(request: Request, exc: DBAPIError) -> Response:
         return problem(
             400, "INVALID_REQUEST", "Invalid request", f"a value could not be stored or compared: {reason}", request
         )
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    if sqlstate.startswith("40") and not exc.connection_invalidated:
-        # A deadlock or serialization failure: PostgreSQL rolled this request back, a retry works.
-        reason = str(exc.orig).splitlines()[0] if exc.orig else sqlstate
+    # serialization_failure, deadlock_detected: PostgreSQL undid the whole transaction. (Not all of
+    # class 40: after 40003 the outcome is unknown, and 40002 would fail the same way again.)
+    if getattr(exc.orig, "sqlstate", None) in ("40001", "40P01") and not exc.connection_invalidated:
+        reason = str(exc.orig).splitlines()[0]
         log.warning("write conflict, rolled back: %s", reason)
         return problem(
             503,

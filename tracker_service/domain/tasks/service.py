@@ -111,18 +111,20 @@ async def lapse_expired_leases(conn: AsyncConnection) -> int:
     return len((await conn.execute(_LAPSE)).all())
 
 
-# The triggers of migration 0006 append a row per statement that adds or removes tasks; this folds
-# each project's rows into one. Rows committed meanwhile are not in the DELETE's snapshot and stay.
+# The triggers of migration 0006 append rows for every task added, removed or moved to another
+# status; this folds the rows of each (project, status) into one. Rows committed meanwhile are not
+# in the DELETE's snapshot and stay.
 FOLD_TASK_TOTALS = text(
     """
     WITH scattered AS (
-        SELECT tenant, project FROM task_totals GROUP BY tenant, project HAVING count(*) > 1
+        SELECT tenant, project, status FROM task_totals GROUP BY 1, 2, 3 HAVING count(*) > 1 OR sum(delta) = 0
     ), gone AS (
-        DELETE FROM task_totals t USING scattered s WHERE t.tenant = s.tenant AND t.project = s.project
-        RETURNING t.tenant, t.project, t.delta
+        DELETE FROM task_totals t USING scattered s
+        WHERE t.tenant = s.tenant AND t.project = s.project AND t.status = s.status
+        RETURNING t.tenant, t.project, t.status, t.delta
     )
-    INSERT INTO task_totals (tenant, project, delta)
-    SELECT tenant, project, sum(delta) FROM gone GROUP BY tenant, project HAVING sum(delta) <> 0
+    INSERT INTO task_totals (tenant, project, status, delta)
+    SELECT tenant, project, status, sum(delta) FROM gone GROUP BY 1, 2, 3 HAVING sum(delta) <> 0
     """
 )
 
@@ -271,13 +273,15 @@ class TaskService:
             cond.append(tasks.c.priority == priority)
         if tag is not None:
             cond.append(tasks.c.tags.contains([tag]))
-        if statuses or assigned_to is not None or priority is not None or tag is not None:
+        if assigned_to is not None or priority is not None or tag is not None:
             counted = select(func.count()).select_from(tasks).where(*cond)
         else:
-            # Every task of the project (or tenant): the sum of the triggers' deltas, not a count of rows.
+            # By project and status only: the sum of the triggers' deltas, not a count of the rows.
             kept = [task_totals.c.tenant == self.tenant]
             if project is not None:
                 kept.append(task_totals.c.project == project)
+            if statuses:
+                kept.append(task_totals.c.status.in_(statuses))
             counted = select(func.coalesce(func.sum(task_totals.c.delta), 0)).where(*kept)
         total = int((await self.conn.execute(counted)).scalar_one())
         rows = await self.conn.execute(
