@@ -36,18 +36,23 @@ RETURNING {TASK_COLUMNS},
      FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id WHERE d.task_id = t.id) AS depends_on
 """
 
-# What GET /tasks?project=&status=&limit=50 runs: the page and the total (a count of the matches) ...
+# What GET /tasks?project=&status=&limit=50 runs: the page, and the total kept by the triggers of
+# migration 0006 (a count of the rows only with other filters).
 LIST_PAGE = """
 SELECT id, key, project, title, priority, status, assigned_to, tags, created_at, updated_at
 FROM tasks WHERE tenant = %(tenant)s AND project = %(project)s AND status = ANY(%(statuses)s)
 ORDER BY priority_rank, created_at, id LIMIT 50
 """
+LIST_TOTAL = """
+SELECT coalesce(sum(delta), 0) FROM task_totals
+WHERE tenant = %(tenant)s AND project = %(project)s AND status = ANY(%(statuses)s)
+"""
+LIST_TOTAL_EVERY_STATUS = """
+SELECT coalesce(sum(delta), 0) FROM task_totals WHERE tenant = %(tenant)s AND project = %(project)s
+"""
+# What the total was before: a count of the matching rows.
 LIST_COUNT = """
 SELECT count(*) FROM tasks WHERE tenant = %(tenant)s AND project = %(project)s AND status = ANY(%(statuses)s)
-"""
-# ... and without a status filter, the total kept by triggers (migration 0006).
-LIST_TOTAL = """
-SELECT coalesce(sum(delta), 0) FROM task_totals WHERE tenant = %(tenant)s AND project = %(project)s
 """
 
 ALLOCATE = """
