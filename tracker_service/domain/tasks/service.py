@@ -129,6 +129,11 @@ FOLD_TASK_TOTALS = text(
 )
 
 
+def _duplicate(project: str, key: str) -> DuplicateKey:
+    detail = f"project {project} already has a task {key}; pick another key or omit it"
+    return DuplicateKey(detail, key=key, project=project)
+
+
 async def fold_task_totals(conn: AsyncConnection) -> None:
     await conn.execute(FOLD_TASK_TOTALS)
 
@@ -465,11 +470,7 @@ class TaskService:
         for row in created:
             ref = (row["project"], row["key"])
             if row["id"] is None or ref in seen:
-                raise DuplicateKey(
-                    f"project {ref[0]} already has a task {ref[1]}; pick another key or omit it",
-                    key=ref[1],
-                    project=ref[0],
-                )
+                raise _duplicate(*ref)
             seen.add(ref)
         return [(row["id"], row["key"]) for row in created]
 
@@ -511,11 +512,7 @@ class TaskService:
             )
         ).first()
         if row is None:
-            raise DuplicateKey(
-                f"project {data.project} already has a task {key}; pick another key or omit it",
-                key=key,
-                project=data.project,
-            )
+            raise _duplicate(data.project, key)
         if data.depends_on:
             await self._set_dependencies(row.id, data.project, data.depends_on, replace=False)
         await self._event("task.created", f"Task created: {key} {data.title}", data.project, row.id)
