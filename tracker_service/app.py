@@ -17,6 +17,7 @@ from tracker_service.domain.delegation.controller import DelegationController
 from tracker_service.domain.events.controller import LogController, live_events
 from tracker_service.domain.handoffs.controller import HandoffController
 from tracker_service.domain.ids.controller import IdController
+from tracker_service.domain.keys.controller import WhoAmIController
 from tracker_service.domain.keys.service import PrincipalCache
 from tracker_service.domain.tasks.controller import TaskController
 from tracker_service.errors import DatabaseUnavailable
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             LogController,
             live_events,
             DelegationController,
+            WhoAmIController,
             # Spec 000 clients call the same routes under /mcp/.
             Router("/mcp", route_handlers=[TaskController, HandoffController, LogController], include_in_schema=False),
             *extra_handlers,

@@ -38,8 +38,12 @@ EVERYONE = "*"  # payload for changes across tenants (the sweeper's)
 class Subscription:
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        # Set when any API key changed (or changes may have gone unheard): a long-lived request
+        # re-checks its own key then, so a revocation ends it within the notification's delay.
+        self.keys_changed = False
 
-    def wake(self) -> None:
+    def wake(self, keys_changed: bool = False) -> None:
+        self.keys_changed = self.keys_changed or keys_changed
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:
@@ -134,10 +138,15 @@ class EventHub:
         for sub in self._subscribers.get(tenant, ()):
             sub.wake()
 
-    def _wake_all(self) -> None:
+    def _wake_all(self, keys_changed: bool = False) -> None:
         for subs in self._subscribers.values():
             for sub in subs:
-                sub.wake()
+                sub.wake(keys_changed)
+
+    @property
+    def listening(self) -> bool:
+        """True while key changes are heard; long-lived requests re-check their key often otherwise."""
+        return self.keys.listening
 
     async def _run(self) -> None:
         import psycopg
@@ -152,10 +161,11 @@ class EventHub:
                     delay = 0.1
                     listening = True
                     self.keys.set_listening(True)
-                    self._wake_all()  # whatever happened while we were not listening
+                    self._wake_all(keys_changed=True)  # whatever happened while we were not listening
                     async for note in conn.notifies():
                         if note.channel == KEYS_CHANNEL:
                             self.keys.clear()
+                            self._wake_all(keys_changed=True)
                         elif note.payload == EVERYONE:
                             self._wake_all()
                         else:
@@ -166,7 +176,7 @@ class EventHub:
             except Exception as exc:  # the database went away: wake everyone, retry with backoff
                 self.keys.set_listening(False)
                 log.warning("LISTEN connection lost (%s); retrying in %.1f s", exc, delay)
-                self._wake_all()
+                self._wake_all(keys_changed=True)
                 if listening and self._on_lost is not None:
                     listening = False
                     with contextlib.suppress(Exception):

@@ -20,7 +20,7 @@ from tracker_service.domain.delegation.schemas import (
     DelegateResult,
     priority_level,
 )
-from tracker_service.domain.keys.service import Principal
+from tracker_service.domain.keys.service import Principal, wait_while_valid
 from tracker_service.domain.tasks.schemas import TaskIn, TaskOut
 from tracker_service.domain.tasks.service import TaskService
 from tracker_service.errors import Timeout
@@ -122,4 +122,5 @@ class DelegationService:
                         task_status=task.status,
                     )
                 # Woken by the task's change; the re-read bound covers a notification lost in a crash.
-                await sub.wait(min(remaining, RECHECK_SECONDS))
+                # A revoked key ends the wait with a 401.
+                await wait_while_valid(sub, self.hub, self.engine, self.principal, min(remaining, RECHECK_SECONDS))

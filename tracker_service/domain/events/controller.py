@@ -10,7 +10,7 @@ from litestar.response import ServerSentEvent
 
 from tracker_service.domain.common import OutModel
 from tracker_service.domain.events.service import EventLog
-from tracker_service.domain.events.stream import event_stream, parse_token
+from tracker_service.domain.events.stream import event_stream, resume_position
 from tracker_service.web.deps import page_limit, provide_event_log
 from tracker_service.web.params import ProjectIdQuery, ProjectQuery, TextQuery
 
@@ -61,9 +61,9 @@ async def live_events(
 ) -> ServerSentEvent:
     """Server-Sent Events of the tenant's changes as they commit; reconnect with Last-Event-ID to resume."""
     state: dict[str, Any] = request.scope["state"]
-    resume = parse_token(last_event_id or request.query_params.get("last_event_id"))
     app_state = request.app.state
+    resume = await resume_position(app_state.engine, last_event_id or request.query_params.get("last_event_id"))
     return ServerSentEvent(
-        event_stream(app_state.engine, app_state.hub, state["principal"].tenant, project, resume),
+        event_stream(app_state.engine, app_state.hub, state["principal"], project, resume),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

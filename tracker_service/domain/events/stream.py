@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tracker_service.domain.events.service import entry
+from tracker_service.domain.keys.service import KeyRevoked, Principal, wait_while_valid
 from tracker_service.errors import InvalidRequest
 from tracker_service.notify import EventHub
 
@@ -39,43 +40,84 @@ _READ = text(
 )
 
 
+XID8_MAX = 2**64 - 1
+BIGINT_MAX = 2**63 - 1
+_NEXT_TXID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+
+
 def parse_token(value: str | None) -> tuple[str, int] | None:
+    """TXID.ID as sent in Last-Event-ID; anything else, or numbers out of their range, is a 400."""
     if not value:
         return None
     m = _TOKEN.match(value.strip())
-    if not m:
-        raise InvalidRequest(
-            f"Last-Event-ID {value!r} is not an event id of this stream (expected TXID.ID)",
-            errors=[{"field": "Last-Event-ID", "message": "expected TXID.ID", "source": "header"}],
-        )
+    if not m or int(m.group(1)) > XID8_MAX or int(m.group(2)) > BIGINT_MAX:
+        raise _bad_position(value)
     return m.group(1), int(m.group(2))
 
 
+async def resume_position(engine: AsyncEngine, value: str | None) -> tuple[str, int] | None:
+    """The position to resume after, checked before the stream starts: a position past every
+    transaction so far was never sent by this tracker, and the stream would wait on it forever."""
+    position = parse_token(value)
+    if position is not None:
+        async with engine.connect() as conn:
+            next_txid = int((await conn.execute(_NEXT_TXID)).scalar_one())
+        if int(position[0]) > next_txid:
+            raise _bad_position(value or "")
+    return position
+
+
+def _bad_position(value: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Last-Event-ID {value[:60]!r} is not an event id of this stream (expected TXID.ID as sent in an "
+        "event's id); reconnect without it to start from now",
+        errors=[{"field": "Last-Event-ID", "message": "expected TXID.ID of an event sent before", "source": "header"}],
+    )
+
+
 async def event_stream(
-    engine: AsyncEngine, hub: EventHub, tenant: str, project: str | None, resume: tuple[str, int] | None
+    engine: AsyncEngine, hub: EventHub, principal: Principal, project: str | None, resume: tuple[str, int] | None
 ) -> AsyncIterator[ServerSentEventMessage]:
+    tenant = principal.tenant
     with hub.subscribe(tenant) as sub:
         if resume is None:
             async with engine.connect() as conn:
                 resume = ((await conn.execute(_START)).scalar_one(), 0)
         txid, last_id = resume
-        yield ServerSentEventMessage(comment="connected", retry=1000)
-        while True:
-            async with engine.connect() as conn:
-                rows = (
-                    await conn.execute(_READ, {"tenant": tenant, "txid": txid, "id": last_id, "project": project})
-                ).all()
-            blocked = False
-            for row in rows:
-                if not row.final:
-                    blocked = True
-                    break
-                txid, last_id = row.txid, row.id
-                yield _message(row)
-            if blocked or len(rows) == 500:
-                await sub.wait(BLOCKED_RECHECK_SECONDS)
-            elif not await sub.wait(HEARTBEAT_SECONDS):
-                yield ServerSentEventMessage(comment="keep-alive")
+        # data=None: a comment-only frame; an empty data line would fire an empty message in browsers.
+        yield ServerSentEventMessage(comment="connected", retry=1000, data=None)
+        try:
+            async for message in _follow(engine, sub, hub, principal, project, txid, last_id):
+                yield message
+        except KeyRevoked as exc:
+            yield revoked_message(exc)
+
+
+def revoked_message(exc: KeyRevoked) -> ServerSentEventMessage:
+    """The last frame of a stream whose key was revoked; a reconnect then gets 401 and stops."""
+    return ServerSentEventMessage(event="revoked", data=json.dumps({"code": exc.code, "detail": exc.detail}))
+
+
+async def _follow(
+    engine: AsyncEngine, sub: Any, hub: EventHub, principal: Principal, project: str | None, txid: str, last_id: int
+) -> AsyncIterator[ServerSentEventMessage]:
+    tenant = principal.tenant
+    while True:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(_READ, {"tenant": tenant, "txid": txid, "id": last_id, "project": project})
+            ).all()
+        blocked = False
+        for row in rows:
+            if not row.final:
+                blocked = True
+                break
+            txid, last_id = row.txid, row.id
+            yield _message(row)
+        if blocked or len(rows) == 500:
+            await wait_while_valid(sub, hub, engine, principal, BLOCKED_RECHECK_SECONDS)
+        elif not await wait_while_valid(sub, hub, engine, principal, HEARTBEAT_SECONDS):
+            yield ServerSentEventMessage(comment="keep-alive", data=None)
 
 
 def _message(row: Any) -> ServerSentEventMessage:

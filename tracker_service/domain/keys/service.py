@@ -8,11 +8,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Connection, Text, bindparam, cast, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tracker_service.db.models import api_keys, events
 from tracker_service.domain.events.service import event_values
+from tracker_service.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from tracker_service.notify import EventHub, Subscription
 
 ROLES = ("read", "write", "admin")
 PREFIX = "trk_"
@@ -53,6 +59,35 @@ async def authenticate(conn: AsyncConnection, key: str, cache: PrincipalCache | 
     if cache is not None:
         cache.put(key_hash, principal, token)
     return principal
+
+
+_STILL_ACTIVE = select(api_keys.c.id).where(api_keys.c.id == bindparam("key_id"), api_keys.c.revoked_at.is_(None))
+# While key changes cannot be heard, a long-lived request re-checks its key at least this often.
+UNHEARD_RECHECK_SECONDS = 1.0
+
+
+class KeyRevoked(Unauthorized):
+    """The key of a long-lived request (event stream, delegation wait) was revoked meanwhile."""
+
+
+async def wait_while_valid(
+    sub: Subscription, hub: EventHub, engine: AsyncEngine, principal: Principal, timeout: float
+) -> bool:
+    """Wait for a change like `sub.wait`, then raise KeyRevoked if the caller's key was revoked.
+
+    The key is looked up again only when some key changed (every key change wakes every
+    subscription) or while such changes cannot be heard; so a revocation ends streams and
+    waits within the notification's delay, about a second at worst.
+    """
+    listening = hub.listening
+    woke = await sub.wait(timeout if listening else min(timeout, UNHEARD_RECHECK_SECONDS))
+    if sub.keys_changed or not listening:
+        sub.keys_changed = False
+        async with engine.connect() as conn:
+            active = (await conn.execute(_STILL_ACTIVE, {"key_id": principal.key_id})).first()
+        if active is None:
+            raise KeyRevoked(f"the API key {principal.name!r} was revoked")
+    return woke
 
 
 class PrincipalCache:
