@@ -25,6 +25,7 @@ from tracker_service.logs import RequestLog
 from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
 from tracker_service.sweeper import Sweeper
+from tracker_service.web.body import ValidateByModelConfig
 from tracker_service.web.middleware import RateLimiter, RequestContext
 from tracker_service.web.openapi import document_problems
 from tracker_service.web.problems import EXCEPTION_HANDLERS
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *extra_handlers,
         ],
         middleware=middleware,
+        plugins=[ValidateByModelConfig()],
         logging_config=None,  # logging is set up once at the edge (tracker_service.logs)
         exception_handlers=EXCEPTION_HANDLERS,
         state=State({"settings": settings, "engine": engine, "hub": hub}),

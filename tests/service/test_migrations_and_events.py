@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 from alembic import command
@@ -27,7 +30,8 @@ TABLES = {
 }
 
 
-def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
+@contextmanager
+def throwaway_database(pg_url: str) -> Iterator[tuple[str, object]]:
     name = f"mig_{uuid.uuid4().hex[:8]}"
     admin = pg_url.replace("/tracker_test", "/postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -35,6 +39,15 @@ def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
     url = pg_url.replace("/tracker_test", f"/{name}")
     engine = create_engine(normalize_url(url))
     try:
+        yield url, engine
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
+    with throwaway_database(pg_url) as (url, engine):
         assert set(inspect(engine).get_table_names()) == set()
         migrate(url)
         assert set(inspect(engine).get_table_names()) == TABLES
@@ -43,7 +56,7 @@ def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         migrate(url)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0006"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0007"
         # 0006 starts its task totals from the tasks already there; TRUNCATE empties them.
         command.downgrade(alembic_config(url), "0005")
         with engine.begin() as conn:
@@ -60,10 +73,44 @@ def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
             assert [tuple(r) for r in conn.execute(text(totals))] == [("a", "pending", 2), ("b", "completed", 1)]
             conn.execute(text("TRUNCATE tasks CASCADE"))
             assert conn.execute(text(totals)).all() == []
-    finally:
-        engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_0007_makes_task_ids_tenant_wide_and_keeps_deep_json_as_text(pg_url):
+    deep = json.dumps(nested_list(40))
+    with throwaway_database(pg_url) as (url, engine):
+        migrate(url, "0006")
+        with engine.begin() as conn:
+            # Before: TASK counters per project; project b reused TASK-001; released 2 is a's key
+            # now, released 4 is nobody's; a reservation in b reached TASK-012.
+            for statement in (
+                "INSERT INTO id_counters (tenant, project, type, last_value) VALUES "
+                "('t', 'a', 'TASK', 5), ('t', 'b', 'TASK', 12), ('t', 'a', 'US', 9), ('u', 'a', 'TASK', 1)",
+                "INSERT INTO id_free (tenant, project, type, value) VALUES "
+                "('t', 'a', 'TASK', 4), ('t', 'b', 'TASK', 4), ('t', 'b', 'TASK', 2), ('t', 'a', 'US', 3)",
+                "INSERT INTO id_reservations (tenant, project, type, first_value, count, status, expires_at) "
+                "VALUES ('t', 'b', 'TASK', 10, 3, 'active', now() + interval '1 hour')",
+                "INSERT INTO tasks (tenant, project, key, title, priority, status, tags, inputs) VALUES "
+                "('t', 'a', 'TASK-001', 'x', 'low', 'pending', '{}', NULL), "
+                "('t', 'a', 'TASK-002', 'x', 'low', 'pending', '{}', '{\"shallow\": [1]}'), "
+                "('t', 'b', 'TASK-001', 'x', 'low', 'pending', '{}', CAST(:deep AS jsonb)), "
+                "('t', 'b', 'TASK-020', 'x', 'low', 'pending', '{}', NULL)",
+            ):
+                conn.execute(text(statement), {"deep": deep})
+        migrate(url)
+        with engine.connect() as conn:
+            counters = conn.execute(text("SELECT tenant, project, type, last_value FROM id_counters ORDER BY 1, 2, 3"))
+            assert [tuple(r) for r in counters] == [("t", "", "TASK", 20), ("t", "a", "US", 9), ("u", "", "TASK", 1)]
+            free = conn.execute(text("SELECT tenant, project, type, value FROM id_free ORDER BY 1, 2, 3, 4"))
+            assert [tuple(r) for r in free] == [("t", "", "TASK", 4), ("t", "a", "US", 3)]
+            inputs = dict(conn.execute(text("SELECT project || key, inputs FROM tasks WHERE inputs IS NOT NULL")).all())
+            assert inputs == {"aTASK-002": {"shallow": [1]}, "bTASK-001": deep}
+
+
+def nested_list(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def events_of(db, tenant):

@@ -110,7 +110,7 @@ def test_list_filters_paging_and_summaries(api, project):
     assert [t["title"] for t in rest["tasks"]] == ["low"] and rest["has_more"] is False
     assert ok(api.get("/tasks", params={"project": project, "tag": "x"}))["total"] == 2
     assert ok(api.get("/tasks", params={"project": project, "assigned_to": "cc"}))["total"] == 1
-    assert ok(api.get("/tasks", params={"project": project, "priority": "HIGH"}))["total"] == 1
+    assert ok(api.get("/tasks", params={"project": project, "priority": "high"}))["total"] == 1
     assert ok(api.get("/tasks", params={"project": project, "status": "pending,blocked"}))["total"] == 3
     assert ok(api.get("/tasks", params={"project": project, "status": "blocked"}))["total"] == 1
     assert len(ok(api.get("/tasks", params={"limit": 100000}))["tasks"]) <= 200  # capped

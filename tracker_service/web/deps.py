@@ -52,7 +52,7 @@ def one_of(name: str, value: str | None, allowed: tuple[str, ...], aliases: dict
     """Parse a comma-separated filter such as status=pending,in_progress."""
     if value is None or value == "":
         return []
-    items = [(aliases or {}).get(v.strip().lower(), v.strip().lower()) for v in value.split(",") if v.strip()]
+    items = [(aliases or {}).get(v, v) for v in value.split(",")]
     bad = [v for v in items if v not in allowed]
     if bad:
         raise InvalidRequest(

@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from litestar.datastructures import Headers
 from litestar.enums import ScopeType
@@ -42,6 +43,7 @@ from tracker_service.errors import (
 )
 from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
+from tracker_service.web.body import parse_json_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENT_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -127,21 +129,24 @@ class RequestContext(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = Headers.from_scope(scope)
+        check_path_encoding(scope)
         key = api_key_from(headers)
         method = scope["method"]
         writes = method not in SAFE_METHODS
         opt = scope["route_handler"].opt
         needed = opt.get("role", "write" if writes else "read")
+        # Read the (bounded) body before taking a pooled connection, so slow uploads hold none.
+        body = await self._read_body(headers, receive) if writes else b""
+        parse_json_body(scope, headers, body)
         if opt.get("own_connection"):
             # Long-lived routes (SSE, waiting for a result) must not hold a pooled connection:
             # check the key, give it back, and let the handler open short ones itself.
             async with self.engine.connect() as conn:
                 principal = await self._authorize(conn, key, needed, method, scope["path"])
             scope.setdefault("state", {})["principal"] = principal  # type: ignore[typeddict-item]
-            await next_app(scope, receive, send)  # such handlers commit, and notify, themselves
+            # Such handlers commit, and notify, themselves.
+            await next_app(scope, _replaying_receive(body) if writes else receive, send)
             return
-        # Read the (bounded) body before taking a pooled connection, so slow uploads hold none.
-        body = await self._read_body(headers, receive) if writes else b""
         idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
         async with self.engine.connect() as conn:
             autocommit = writes and idem_key is None and opt.get("single_statement", False)
@@ -218,6 +223,22 @@ class RequestContext(ASGIMiddleware):
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def check_path_encoding(scope: Scope) -> None:
+    """Percent-escapes in the path and query must decode as UTF-8: Litestar would turn bad bytes
+    into U+FFFD silently, and a project named by them would become "\ufffd"."""
+    raw_path = scope.get("raw_path") or b""
+    for part, field in ((raw_path, "path"), (scope.get("query_string", b""), "query")):
+        if b"%" not in part and part.isascii():
+            continue
+        try:
+            unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(
+                f"the request {field} is not valid UTF-8 once percent-decoded",
+                errors=[{"field": field, "message": "must be UTF-8", "source": field}],
+            ) from None
 
 
 def _replaying_receive(body: bytes) -> Receive:

@@ -64,7 +64,8 @@ def tracker_error(request: Request, exc: TrackerError) -> Response:
 
 def validation_error(request: Request, exc: ValidationException) -> Response:
     errors = [
-        {"field": _field(e), "message": str(e.get("message", e)), "source": e.get("source")}
+        # A body's errors come without a source from the Pydantic decoder (web.body).
+        {"field": _field(e), "message": _message(e), "source": e.get("source") or "body"}
         for e in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(e, dict)
     ]
@@ -73,6 +74,11 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
     else:
         detail = exc.detail
     return problem(400, "INVALID_REQUEST", "Invalid request", detail, request, extra={"errors": errors})
+
+
+def _message(error: dict[str, Any]) -> str:
+    # Pydantic prefixes the text of our own validators' ValueErrors; the agent needs only the text.
+    return str(error.get("message", error)).removeprefix("Value error, ")
 
 
 def _field(error: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints, model_validator
 
-from tracker_service.domain.common import OutModel, StrictModel
+from tracker_service.domain.common import OutModel, StoredObject, StrictModel
+from tracker_service.domain.tasks.schemas import DESCRIPTION_MAX
 
 MAX_WAIT_SECONDS = 3600
 DEFAULT_WAIT_SECONDS = 300
@@ -21,13 +22,14 @@ def priority_level(priority: int) -> str:
 
 class DelegateIn(StrictModel):
     type: Literal["code", "general"] = Field(description="Kind of work: workers claim by type")
-    prompt: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+    # The prompt becomes the task's description: the same limit, so a long one is reported as `prompt`.
+    prompt: Annotated[str, StringConstraints(min_length=1, max_length=DESCRIPTION_MAX)]
     priority: Annotated[int, Field(ge=1, le=10)] = 5
     sync: bool = Field(False, description="Wait for a worker to finish and return its result")
     files: Annotated[list[Annotated[str, StringConstraints(max_length=4096)]], Field(max_length=1000)] = Field(
         default_factory=list
     )
-    options: dict[str, Any] = Field(
+    options: StoredObject = Field(
         default_factory=dict,
         description="timeout (seconds to wait when sync, default 300, max 3600), project (default: delegated), ...",
     )

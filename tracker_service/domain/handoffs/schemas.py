@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, Field, StringConstraints, model_validator
+from pydantic import AliasChoices, Field, StringConstraints, field_validator, model_validator
 
-from tracker_service.domain.common import AgentName, AwareDatetime, OutModel, ProjectName, StrictModel
+from tracker_service.domain.common import (
+    AgentName,
+    AwareDatetime,
+    OutModel,
+    ProjectName,
+    StoredObject,
+    StrictModel,
+    UuidValue,
+    name_type,
+)
 
 HandoffStatus = Literal["pending", "read", "processed", "archived"]
 HANDOFF_STATUSES: tuple[str, ...] = ("pending", "read", "processed", "archived")
 # Spec 000's two agents: Claude Code ("cc") and Claude.ai ("claude_ai").
 DIRECTIONS: dict[str, tuple[str, str]] = {"cc_to_ai": ("cc", "claude_ai"), "ai_to_cc": ("claude_ai", "cc")}
 
-Slug = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Slug = name_type(200)
 
 
 def direction_of(from_agent: str, to_agent: str) -> str | None:
@@ -31,9 +40,9 @@ class HandoffIn(StrictModel):
     from_agent: AgentName | None = None
     to_agent: AgentName | None = None
     content: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)] = Field(description="Markdown")
-    metadata: dict[str, Any] | None = None
-    response_to: UUID | None = Field(None, description="The handoff this one answers (same tenant)")
-    expires_at: AwareDatetime | None = None
+    metadata: StoredObject | None = None
+    response_to: UuidValue | None = Field(None, description="The handoff this one answers (same tenant)")
+    expires_at: AwareDatetime | None = Field(None, description="When it expires (in the future)")
     expires_in_seconds: Annotated[int, Field(ge=60, le=366 * 86_400)] | None = None
 
     @model_validator(mode="after")
@@ -52,6 +61,13 @@ class HandoffIn(StrictModel):
         if self.expires_at is not None and self.expires_in_seconds is not None:
             raise ValueError("give expires_at or expires_in_seconds, not both")
         return self
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("is in the past; a handoff must expire later than now")
+        return value
 
 
 class HandoffStatusIn(StrictModel):

@@ -39,7 +39,8 @@ class NextIdOut(OutModel):
 
 
 class CounterOut(OutModel):
-    project: str
+    project: str | None = Field(description="null for a counter shared by every project (TASK)")
+    scope: Literal["project", "tenant"]
     type: str
     last_value: int
     last_id: str | None

@@ -2,48 +2,72 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, StringConstraints, model_validator
 
-from tracker_service.domain.common import AgentName, AwareDatetime, OutModel, ProjectName, StrictModel
+from tracker_service.domain.common import (
+    AgentName,
+    AwareDatetime,
+    OutModel,
+    ProjectName,
+    StoredJson,
+    StrictModel,
+    UuidValue,
+    name_type,
+    text_type,
+)
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+_UUID_SHAPED = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 
-def _status_in(value: Any) -> Any:
-    if isinstance(value, str):
-        value = value.strip().lower()
-        return "completed" if value == "done" else value
+def _completed_for_done(value: str) -> str:
+    return "completed" if value == "done" else value
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+def _not_uuid_shaped(value: str) -> str:
+    # A task is named by its key or its UUID: a key that reads as a UUID could never be reached by it.
+    if _UUID_SHAPED.match(value):
+        raise ValueError("must not look like a UUID (a UUID in a task reference means the task's id)")
     return value
 
 
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
 StatusValue = Annotated[
-    Literal["pending", "in_progress", "blocked", "completed", "failed", "cancelled"],
-    BeforeValidator(_status_in),
+    Literal["pending", "in_progress", "blocked", "completed", "failed", "cancelled", "done"],
+    AfterValidator(_completed_for_done),
     Field(description="pending | in_progress | blocked | completed | failed | cancelled ('done' = completed)"),
 ]
-Priority = Annotated[Literal["critical", "high", "medium", "low"], BeforeValidator(_lower)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Priority = Literal["critical", "high", "medium", "low"]
+Title = text_type(500)
 TaskKey = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+    StringConstraints(min_length=1, max_length=64, pattern=KEY_PATTERN),
+    AfterValidator(_not_uuid_shaped),
     Field(description="Human id such as TASK-051; assigned from the ID registry when omitted"),
 ]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Tag = name_type(50)
 TaskType = Annotated[
     str,
-    # Lowered before the pattern is checked: StringConstraints checks the pattern on the raw text.
-    BeforeValidator(_lower),
-    StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$"),
-    Field(description="Kind of work, for workers that claim by type (e.g. code, general)"),
+    # Lowered once the pattern (written for both cases, as served) has been checked.
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"),
+    AfterValidator(_lower),
+    Field(description="Kind of work, for workers that claim by type (e.g. code, general); lower-cased"),
 ]
-TaskRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-LongText = Annotated[str, StringConstraints(max_length=100_000)]
+TaskRef = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=KEY_PATTERN),
+    Field(description="A task's key (e.g. TASK-051) or UUID"),
+]
+DESCRIPTION_MAX = 100_000
+LongText = Annotated[str, StringConstraints(max_length=DESCRIPTION_MAX)]
 
 
 class TaskFields(StrictModel):
@@ -57,14 +81,14 @@ class TaskFields(StrictModel):
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
     notes: LongText | None = None
     completion_notes: LongText | None = None
-    inputs: Any = None
-    outputs: Any = None
+    inputs: StoredJson = None
+    outputs: StoredJson = None
     due_date: AwareDatetime | None = None
-    related_handoff_id: UUID | None = None
+    related_handoff_id: UuidValue | None = None
     depends_on: Annotated[list[TaskRef], Field(max_length=100)] | None = Field(
         None, description="Tasks that must be completed first: UUIDs or keys (keys within this task's project)"
     )
-    result: Any = None
+    result: StoredJson = None
     type: TaskType | None = None
 
 
@@ -78,7 +102,7 @@ class TaskIn(TaskFields):
             first = next((line.strip() for line in (self.description or "").splitlines() if line.strip()), None)
             if first is None:
                 raise ValueError("a task needs a title or a description (its first line becomes the title)")
-            self.title = first.lstrip("# ")[:500] or first[:500]
+            self.title = (first.lstrip("# ") or first)[:500].rstrip()
         return self
 
 
@@ -107,7 +131,7 @@ class ClaimIn(StrictModel):
 class StatusIn(StrictModel):
     status: StatusValue
     completion_notes: LongText | None = None
-    result: Any = None
+    result: StoredJson = None
     agent: AgentName | None = Field(
         None, description="The agent reporting; when given, an in_progress task held by another agent is a 409"
     )

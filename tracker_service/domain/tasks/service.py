@@ -32,7 +32,7 @@ from tracker_service.db.models import events, handoffs, task_totals, tasks
 from tracker_service.db.models import task_dependencies as deps
 from tracker_service.domain.common import format_id
 from tracker_service.domain.events.service import event_values, record
-from tracker_service.domain.ids.service import TAKE_N, TAKEN, IdRegistry, id_text_sql
+from tracker_service.domain.ids.service import BUMP_N, BUMPED, TASK_KEY, TENANT_SCOPE, IdRegistry, id_text_sql
 from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks.schemas import (
     BatchOut,
@@ -62,7 +62,6 @@ from tracker_service.settings import Settings
 
 _dep = tasks.alias("dep")
 _cand = tasks.alias("cand")
-_AUTO_KEY = re.compile(r"^TASK-(\d{1,12})$")
 
 _depends_on = (
     select(
@@ -198,16 +197,16 @@ def _claim_statement(typed: bool) -> Any:
 _GIVEN = [name for name in TaskFields.model_fields if name not in ("depends_on", "priority", "status", "tags")]
 _GIVEN_SET = {*_GIVEN, "priority", "status", "tags"}
 
-# A batch in one statement: its keys taken from the registry (released ones first, as single
-# allocations would), the rows inserted and each logged, in the order of the batch. Items come as
-# one JSON array read with the table's own row type; items without a key take the registry's
-# numbers in order. A key already used is skipped (DO NOTHING): the caller sees fewer rows back,
-# raises, and the request's transaction undoes the rest.
+# A batch in one statement: its automatic keys taken from the tenant's TASK counter, the rows
+# inserted and each logged, in the order of the batch. Items come as one JSON array read with the
+# table's own row type; items without a key take the counter's numbers in order. A key already used
+# is skipped (DO NOTHING): the caller sees fewer rows back, raises, and the request's transaction
+# undoes the rest.
 _CREATE_MANY = HotStatement(
     text(
         f"""
-        WITH {TAKE_N}, numbers AS (
-            SELECT value, row_number() OVER (ORDER BY value) AS k FROM ({TAKEN}) v
+        WITH {BUMP_N}, numbers AS (
+            SELECT value, row_number() OVER (ORDER BY value) AS k FROM ({BUMPED}) v
         ), items AS (
             SELECT r.*, row_number() OVER (PARTITION BY r.key IS NULL ORDER BY r.ordinality) AS k
             FROM jsonb_populate_recordset(NULL::tasks, CAST(:items AS jsonb)) WITH ORDINALITY AS r
@@ -309,14 +308,16 @@ class TaskService:
 
     async def create_batch(self, items: list[TaskIn]) -> BatchOut:
         # One transaction (the request's): any failure leaves nothing behind.
-        counted = {item.project for item in items if item.key is None or _AUTO_KEY.match(item.key)}
-        if len(counted) > 1:
-            await IdRegistry(self.conn, self.principal).lock_counters(list(counted), "TASK")
+        given = [item.key for item in items if item.key is not None and TASK_KEY.match(item.key)]
+        if len(set(given)) < len(given):
+            repeated = next(key for key in given if given.count(key) > 1)
+            raise DuplicateKey(f"the batch gives the key {repeated} twice; TASK-NNN keys name one task in the tenant",
+                               key=repeated)
         if self._bulk_safe(items):
             created = await self._insert_many(items)
         else:
             # Items that depend on earlier items, or that mix hand-picked TASK-NNN keys with automatic
-            # ones in a project, are created one by one, in order, so each sees the ones before it.
+            # ones, are created one by one, in order, so each sees the ones before it.
             created = [await self._insert(item) for item in items]
         return BatchOut(
             success=True, tasks_added=len(created), task_ids=[k for _, k in created], ids=[i for i, _ in created]
@@ -424,41 +425,29 @@ class TaskService:
         """True when creating the items in one statement gives exactly what creating them in order would."""
         if any(item.depends_on for item in items):
             return False
-        automatic = {item.project for item in items if item.key is None}
-        return not any(
-            item.key is not None and _AUTO_KEY.match(item.key) and item.project in automatic for item in items
-        )
+        automatic = any(item.key is None for item in items)
+        return not (automatic and any(item.key is not None and TASK_KEY.match(item.key) for item in items))
 
     async def _insert_many(self, items: list[TaskIn]) -> list[tuple[UUID, str]]:
         """Create tasks in one statement (keys, rows and log rows), not three per task."""
         for handoff_id in dict.fromkeys(item.related_handoff_id for item in items if item.related_handoff_id):
             await self._check_handoff(handoff_id)
         ids = IdRegistry(self.conn, self.principal)
-        automatic = list(dict.fromkeys(item.project for item in items if item.key is None))
-        highest: dict[str, int] = {}
         for item in items:
-            if item.key is not None and (m := _AUTO_KEY.match(item.key)):
-                highest[item.project] = max(highest.get(item.project, 0), int(m.group(1)))
-        for project, value in highest.items():
-            await ids.advance_to(project, "TASK", value)
-        # The statement takes keys for one project; a batch spanning more takes the others' first.
-        keys = {}
-        for project in automatic[1:]:
-            wanted = [i for i, item in enumerate(items) if item.key is None and item.project == project]
-            numbers = await ids.allocate_numbers(project, "TASK", len(wanted))
-            keys.update({i: format_id("TASK", n) for i, n in zip(wanted, numbers, strict=True)})
+            if item.key is not None:
+                await ids.take_task_key(item.key)
         rows = [
             {
                 "project": item.project,
-                "key": item.key or keys.get(i),
+                "key": item.key,
                 **item.model_dump(mode="json", include=_GIVEN_SET, exclude_none=True),
             }
-            for i, item in enumerate(items)
+            for item in items
         ]
         params = {
             "tenant": self.tenant,
             "actor": self.principal.name,
-            "project": automatic[0] if automatic else "",
+            "project": TENANT_SCOPE,
             "type": "TASK",
             "n": sum(1 for row in rows if row["key"] is None),
             "lease": timedelta(seconds=self.settings.default_lease_seconds),
@@ -496,12 +485,10 @@ class TaskService:
         await self._check_handoff(data.related_handoff_id)
         ids = IdRegistry(self.conn, self.principal)
         if data.key is None:
-            key = format_id("TASK", await ids.allocate_number(data.project, "TASK"))
+            key = format_id("TASK", (await ids.next_task_numbers(1))[0])
         else:
             key = data.key
-            if m := _AUTO_KEY.match(key):
-                # Keep the registry ahead of keys chosen by hand, so later automatic keys never collide.
-                await ids.advance_to(data.project, "TASK", int(m.group(1)))
+            await ids.take_task_key(key)
         values = self._row(data, key)
         row = (
             await self.conn.execute(
@@ -519,6 +506,10 @@ class TaskService:
         return row.id, key
 
     async def _change(self, ref: str, project: str | None, fields: dict[str, Any]) -> TaskOut:
+        if fields.get("depends_on") is not None:
+            # Before the task's row: two edits in opposite directions (a on b, b on a) would each hold
+            # their own row and wait for the other's (their dependency rows share-lock it).
+            await self._lock_dependency_edits()
         current = await self._lock(ref, project)
         await self._check_handoff(fields.get("related_handoff_id"))
         reporter = fields.pop("agent", None)
@@ -575,13 +566,15 @@ class TaskService:
         if task_id in targets:
             raise InvalidRequest("a task cannot depend on itself", errors=[{"field": "depends_on", "message": "self"}])
         if replace:
-            # One dependency edit at a time per tenant, so two edits cannot close a cycle together.
-            await self.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"deps:{self.tenant}"})
             if targets and await self._reaches(targets, task_id):
                 raise DependencyCycle("these dependencies would form a cycle back to this task; remove one of them")
             await self.conn.execute(delete(deps).where(deps.c.task_id == task_id))
         if targets:
             await self.conn.execute(insert(deps), [{"task_id": task_id, "depends_on_id": t} for t in targets])
+
+    async def _lock_dependency_edits(self) -> None:
+        """One dependency edit at a time per tenant, so two edits cannot close a cycle together."""
+        await self.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"deps:{self.tenant}"})
 
     async def _reaches(self, starts: set[UUID], target: UUID) -> bool:
         found = await self.conn.execute(
@@ -617,7 +610,9 @@ class TaskService:
             await self.conn.execute(
                 select(tasks.c.id, tasks.c.key, tasks.c.project, tasks.c.status, tasks.c.assigned_to)
                 .where(*self._ref_condition(ref, project))
-                .with_for_update()
+                # NO KEY UPDATE: the key columns never change here, and a plain FOR UPDATE would also
+                # block other transactions adding dependencies on this task (their foreign key check).
+                .with_for_update(key_share=True)
             )
         ).all()
         return self._one(ref, project, rows)
