@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
@@ -41,7 +42,8 @@ async def health(request: Request) -> dict[str, str]:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to reach the database means unhealthy
         raise DatabaseUnavailable(f"the database is unreachable: {type(exc).__name__}") from exc
-    return {"status": "ok", "database": "ok", "version": __version__}
+    # timestamp: spec 004's health answer has one (the tracker's clock, UTC).
+    return {"status": "ok", "database": "ok", "version": __version__, "timestamp": datetime.now(UTC).isoformat()}
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -28,6 +28,14 @@ class InvalidTransition(TrackerError):
 class Unauthorized(TrackerError):
     status, code, title = 401, "UNAUTHORIZED", "Unauthorized"
 
+    def __init__(self, detail: str, invalid_token: bool = False, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        # RFC 6750: say which scheme to use, and that the key sent was refused when one was.
+        challenge = 'Bearer realm="tracker"'
+        if invalid_token:
+            challenge += ', error="invalid_token"'
+        self.headers = {"WWW-Authenticate": challenge}
+
 
 class Forbidden(TrackerError):
     status, code, title = 403, "FORBIDDEN", "Forbidden"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from litestar import Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 # Module level on purpose: prometheus_client's registry is per process, and so are these.
 CLAIMS = Counter("tracker_claims_total", "Claim attempts by outcome", ["outcome"])
@@ -41,4 +41,5 @@ def metrics(request: Request) -> Response[bytes]:
     POOL.labels("idle").set(pool.checkedin())
     POOL.labels("overflow").set(max(0, pool.overflow()))
     POOL.labels("size").set(pool.size())
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    # prometheus_client's CONTENT_TYPE_LATEST has a charset already; Litestar adds one to text/* types.
+    return Response(generate_latest(REGISTRY), media_type="text/plain; version=0.0.4")

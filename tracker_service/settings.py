@@ -26,6 +26,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # Requests per minute per API key; 0 turns the limiter off.
     rate_limit_per_minute: int = 6000
+    # Failed API key checks per minute per client address, after which they get 429; 0: no limit.
+    auth_failures_per_minute: int = 60
     default_lease_seconds: int = 900
     default_reservation_ttl_seconds: int = 3600
     list_limit_max: int = 200

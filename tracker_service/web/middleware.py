@@ -56,26 +56,40 @@ class PayloadTooLarge(TrackerError):
 class RateLimiter:
     """Token bucket per API key, in this process's memory (N processes allow N x the rate)."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, what: str = "requests per minute for this API key") -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
+        self.what = what
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def check(self, ident: str) -> None:
+        """Take one token of `ident`'s bucket, or raise RateLimited."""
         if self.capacity <= 0:
             return
         now = time.monotonic()
-        tokens, last = self._buckets.get(ident, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        tokens = self._tokens(ident, now)
         if tokens < 1:
             self._buckets[ident] = (tokens, now)
-            retry_after = max(1, math.ceil((1 - tokens) / self.rate))
-            raise RateLimited(
-                f"rate limit of {int(self.capacity)} requests per minute for this API key reached; "
-                f"retry in {retry_after} s",
-                retry_after=retry_after,
-            )
+            raise self._limited(tokens)
         self._buckets[ident] = (tokens - 1, now)
+
+    def refuse_if_empty(self, ident: str) -> None:
+        """Raise RateLimited when `ident` has no token left, taking none."""
+        if self.capacity > 0 and ident in self._buckets and (tokens := self._tokens(ident, time.monotonic())) < 1:
+            raise self._limited(tokens)
+
+    def _tokens(self, ident: str, now: float) -> float:
+        tokens, last = self._buckets.get(ident, (self.capacity, now))
+        if len(self._buckets) > 100_000:  # bounded memory: forget everyone (a fresh start for all)
+            self._buckets.clear()
+        return min(self.capacity, tokens + (now - last) * self.rate)
+
+    def _limited(self, tokens: float) -> RateLimited:
+        retry_after = max(1, math.ceil((1 - tokens) / self.rate))
+        return RateLimited(
+            f"rate limit of {int(self.capacity)} {self.what} reached; retry in {retry_after} s",
+            retry_after=retry_after,
+        )
 
 
 def api_key_from(headers: Headers) -> str:
@@ -126,6 +140,10 @@ class RequestContext(ASGIMiddleware):
         self.settings = settings
         self.limiter = limiter
         self.hub = hub
+        # Failed key checks per client address: guessing keys costs a lookup each, and tells nothing.
+        self.failed_auth = RateLimiter(
+            settings.auth_failures_per_minute, "failed API key checks per minute from this address"
+        )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = Headers.from_scope(scope)
@@ -142,7 +160,7 @@ class RequestContext(ASGIMiddleware):
             # Long-lived routes (SSE, waiting for a result) must not hold a pooled connection:
             # check the key, give it back, and let the handler open short ones itself.
             async with self.engine.connect() as conn:
-                principal = await self._authorize(conn, key, needed, method, scope["path"])
+                principal = await self._authorize(conn, key, needed, scope)
             scope.setdefault("state", {})["principal"] = principal  # type: ignore[typeddict-item]
             # Such handlers commit, and notify, themselves.
             await next_app(scope, _replaying_receive(body) if writes else receive, send)
@@ -152,10 +170,11 @@ class RequestContext(ASGIMiddleware):
             autocommit = writes and idem_key is None and opt.get("single_statement", False)
             if autocommit:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-            principal = await self._authorize(conn, key, needed, method, scope["path"])
+            principal = await self._authorize(conn, key, needed, scope)
             state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
             state["conn"] = conn
             state["principal"] = principal
+            state["autocommit"] = autocommit
             if not writes:
                 try:
                     await next_app(scope, receive, send)
@@ -195,10 +214,15 @@ class RequestContext(ASGIMiddleware):
                 await conn.rollback()
             await captured.replay(send)
 
-    async def _authorize(self, conn: AsyncConnection, key: str, needed: str, method: str, path: str) -> Principal:
+    async def _authorize(self, conn: AsyncConnection, key: str, needed: str, scope: Scope) -> Principal:
+        method, path = scope["method"], scope["path"]
+        address = (scope.get("client") or ("unknown", 0))[0]
+        if not self.hub.keys.knows(key):
+            self.failed_auth.refuse_if_empty(address)
         principal = await authenticate(conn, key, self.hub.keys)
         if principal is None:
-            raise Unauthorized("invalid or revoked API key")
+            self.failed_auth.check(address)
+            raise Unauthorized("invalid or revoked API key", invalid_token=True)
         if not principal.allows(needed):
             raise Forbidden(f"this API key has role '{principal.role}'; {method} {path} needs '{needed}'")
         self.limiter.check(principal.key_id)

@@ -51,9 +51,10 @@ def problem(
     }
     if request is not None:
         standard["instance"] = request.url.path
+    # Errors raised before the handler are rendered outside RequestLog: its headers go here too.
+    headers = {**(headers or {}), "X-Content-Type-Options": "nosniff"}
     if (rid := request_id.get()) is not None:
-        # Errors raised before the handler are rendered outside RequestLog: echo the id here too.
-        headers = {**(headers or {}), "X-Request-ID": rid}
+        headers["X-Request-ID"] = rid
     # Extension members never replace the standard ones.
     return Response({**(extra or {}), **standard}, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -135,11 +136,16 @@ def database_error(request: Request, exc: DBAPIError) -> Response:
 
 def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if request.scope.get("state", {}).get("autocommit"):
+        # Its one statement committed by itself: whatever failed after it cannot undo it.
+        outcome = "the change may have been stored; read it back before retrying"
+    else:
+        outcome = "nothing was changed"
     return problem(
         500,
         "SERVER_ERROR",
         "Internal server error",
-        "the tracker failed unexpectedly; nothing was changed. The error is in the tracker's log.",
+        f"the tracker failed unexpectedly; {outcome}. The error is in the tracker's log.",
         request,
     )
 

@@ -9,7 +9,7 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from tracker_service.domain.common import OutModel
-from tracker_service.domain.events.service import EventLog
+from tracker_service.domain.events.service import EventLog, check_event_type
 from tracker_service.domain.events.stream import event_stream, resume_position
 from tracker_service.web.deps import page_limit, provide_event_log
 from tracker_service.web.params import ProjectIdQuery, ProjectQuery, TextQuery
@@ -51,7 +51,8 @@ class LogController(Controller):
         limit: LogLimit = 50,
     ) -> LogOut:
         """What happened, newest first: task, id, handoff and key events (`type=task` or `type=task.created`)."""
-        entries = await event_log.entries(project or project_id, type, since, page_limit(request, limit))
+        area_or_type = check_event_type(type)
+        entries = await event_log.entries(project or project_id, area_or_type, since, page_limit(request, limit))
         return LogOut(entries=[LogEntry.model_validate(e) for e in entries])
 
 

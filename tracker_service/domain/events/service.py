@@ -9,6 +9,39 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import events
+from tracker_service.errors import InvalidRequest
+
+# Every event the tracker writes; `GET /log?type=` takes one of these or one of their areas.
+EVENT_TYPES: tuple[str, ...] = (
+    "task.created",
+    "task.claimed",
+    "task.status",
+    "task.updated",
+    "task.deleted",
+    "task.lease_expired",
+    "id.allocated",
+    "id.reserved",
+    "id.committed",
+    "id.released",
+    "id.counter_set",
+    "handoff.created",
+    "handoff.status",
+    "handoff.expired",
+    "key.created",
+    "key.revoked",
+)
+EVENT_AREAS: tuple[str, ...] = tuple(dict.fromkeys(t.split(".", 1)[0] for t in EVENT_TYPES))
+
+
+def check_event_type(value: str | None) -> str | None:
+    """An area (task) or an exact event type (task.created); anything else is a 400 naming both lists."""
+    if value is None or value in EVENT_AREAS or value in EVENT_TYPES:
+        return value
+    raise InvalidRequest(
+        f"type: {value[:60]!r} is neither an area ({', '.join(EVENT_AREAS)}) nor an event type "
+        f"({', '.join(EVENT_TYPES)})",
+        errors=[{"field": "type", "message": "unknown event type", "source": "query"}],
+    )
 
 
 def event_values(

@@ -101,7 +101,7 @@ class HandoffController(Controller):
             raise HandoffNotFound(f"handoff {handoff_id} not found")
         return Response(
             content,
-            media_type="text/markdown; charset=utf-8",
+            media_type="text/markdown",  # Litestar adds "; charset=utf-8" to text/* types
             headers={"X-Robots-Tag": "noindex", "Cache-Control": "no-store"},
         )
 

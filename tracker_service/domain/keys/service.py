@@ -118,6 +118,10 @@ class PrincipalCache:
     def token(self) -> int:
         return self._generation
 
+    def knows(self, key: str) -> bool:
+        """True when `key` is a valid key this cache holds now (no lookup needed)."""
+        return self.get(hash_key(key)) is not None
+
     def put(self, key_hash: str, principal: Principal, token: int) -> None:
         if not self.listening or self.ttl <= 0 or token != self._generation:
             return

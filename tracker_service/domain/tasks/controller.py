@@ -81,12 +81,12 @@ class TaskController(Controller):
     ) -> NextTaskOut:
         """The task a claim would take now: highest priority, then oldest, dependencies completed. Reads only."""
         statuses = one_of("status", status, STATUSES, DONE) or ["pending"]
-        return NextTaskOut(task=await task_service.peek_next(_required(project or project_id), statuses[0], agent))
+        return await task_service.peek_next(_required(project or project_id), statuses[0], agent)
 
     @post("/next", status_code=200, opt={"single_statement": True})
     async def claim_next_task(self, task_service: NamedDependency[TaskService], data: JSONBody[ClaimIn]) -> NextTaskOut:
         """Atomically take the next ready task for an agent (in_progress, leased); null when none is left."""
-        return NextTaskOut(task=await task_service.claim_next(data))
+        return await task_service.claim_next(data)
 
     @get("/{ref:str}")
     async def get_task(

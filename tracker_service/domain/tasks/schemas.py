@@ -187,6 +187,7 @@ class TaskOut(OutModel):
 class TaskSummary(OutModel):
     id: UUID
     key: str
+    task_id: str = Field(description="Same as key (spec 001 and 004 name)")
     project: str
     title: str
     status: str
@@ -194,6 +195,7 @@ class TaskSummary(OutModel):
     assigned_to: str | None
     tags: list[str]
     due_date: datetime | None
+    created_at: datetime
     updated_at: datetime
 
 
@@ -205,6 +207,7 @@ class TaskPage(OutModel):
 
 class NextTaskOut(OutModel):
     task: TaskOut | None
+    hint: str | None = Field(None, description="Why there is no task, when there is none (e.g. an unknown project)")
 
 
 class StatusOut(OutModel):

@@ -38,6 +38,7 @@ from tracker_service.domain.tasks.schemas import (
     BatchOut,
     ClaimIn,
     HeartbeatIn,
+    NextTaskOut,
     StatusIn,
     TaskFields,
     TaskIn,
@@ -78,7 +79,7 @@ _depends_on = (
 )
 
 TASK_COLUMNS = [c for c in tasks.c if c.name not in ("tenant", "priority_rank")] + [_depends_on]
-SUMMARY_COLUMNS = [tasks.c[n] for n in TaskSummary.model_fields]
+SUMMARY_COLUMNS = [tasks.c[n] for n in TaskSummary.model_fields if n != "task_id"] + [tasks.c.key.label("task_id")]
 ORDER = (tasks.c.priority_rank, tasks.c.created_at, tasks.c.id)
 
 
@@ -294,11 +295,37 @@ class TaskService:
         items = [TaskSummary.model_validate(dict(r._mapping)) for r in rows]
         return TaskPage(tasks=items, total=total, has_more=offset + len(items) < total)
 
-    async def peek_next(self, project: str, status: str, agent: str | None) -> TaskOut | None:
+    async def peek_next(self, project: str, status: str, agent: str | None) -> NextTaskOut:
         """The task a claim would take now (reads only)."""
         params = {"b_tenant": self.tenant, "b_project": project, "b_status": status, "b_agent": agent}
         row = (await self.conn.execute(_PEEK, params)).first()
-        return TaskOut.from_row(row) if row else None
+        if row is None:
+            return NextTaskOut(task=None, hint=await self._nothing_ready(project, status))
+        return NextTaskOut(task=TaskOut.from_row(row))
+
+    async def _nothing_ready(self, project: str, status: str) -> str:
+        """Why no task is there: a project that never had one (often a typo), or what its tasks wait on."""
+        found = await self.conn.execute(
+            select(task_totals.c.project, task_totals.c.status, func.sum(task_totals.c.delta))
+            .where(task_totals.c.tenant == self.tenant)
+            .group_by(task_totals.c.project, task_totals.c.status)
+            .having(func.sum(task_totals.c.delta) > 0)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for name, state, n in found:
+            counts.setdefault(name, {})[state] = int(n)
+        mine = counts.get(project)
+        if not mine:
+            others = sorted(counts)[:10]
+            known = f"projects with tasks: {', '.join(others)}" if others else "this tenant has no tasks at all"
+            return f"project {project!r} has no tasks; check its name ({known})"
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(mine.items()))
+        if mine.get(status):
+            return (
+                f"no {status} task of project {project} is ready ({summary}): the {status} ones wait on "
+                "dependencies, are assigned to other agents, or are of another type"
+            )
+        return f"project {project} has no {status} task ({summary})"
 
     # --- writes ------------------------------------------------------------------------
 
@@ -323,7 +350,7 @@ class TaskService:
             success=True, tasks_added=len(created), task_ids=[k for _, k in created], ids=[i for i, _ in created]
         )
 
-    async def claim_next(self, data: ClaimIn) -> TaskOut | None:
+    async def claim_next(self, data: ClaimIn) -> NextTaskOut:
         lease = timedelta(seconds=data.lease_seconds or self.settings.default_lease_seconds)
         params = {
             "b_tenant": self.tenant,
@@ -335,7 +362,9 @@ class TaskService:
             params["b_type"] = data.type
         row = await _CLAIM[data.type is not None].first(self.conn, params)
         CLAIMS.labels("claimed" if row else "empty").inc()
-        return None if row is None else TaskOut.from_mapping(row)
+        if row is None:
+            return NextTaskOut(task=None, hint=await self._nothing_ready(data.project, "pending"))
+        return NextTaskOut(task=TaskOut.from_mapping(row))
 
     async def set_status(self, ref: str, project: str | None, data: StatusIn) -> TaskOut:
         fields = data.model_dump(exclude_unset=True)
