@@ -7,11 +7,25 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracker_service.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
 log = logging.getLogger("tracker")
+
+# Without it a server that drops packets holds the command for minutes (the kernel's SYN retries).
+CONNECT_TIMEOUT_SECONDS = 10
+MIGRATE_HINT = "run `tracker migrate` (or `tracker serve`, which migrates) first"
+
+
+class CliError(Exception):
+    """A failure the user can fix, told in one line on stderr (exit code 1), without a traceback."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, settings)
     except KeyboardInterrupt:
         return 0
+    except CliError as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
@@ -95,19 +112,97 @@ def database_url(settings: Settings) -> str:
     return embedded.start(settings.resolved_data_dir)
 
 
-def _sync_engine(url: str):  # type: ignore[no-untyped-def]
+@contextmanager
+def _database(url: str, settings: Settings, *, migrate: bool) -> Iterator[Engine]:
+    """An engine on a database whose schema is at the code's head, for one command.
+
+    With `migrate` the schema is brought there; without it nothing is changed and a schema that
+    is missing or behind is a CliError. A server that cannot be reached is a CliError too.
+    """
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
 
-    from tracker_service.db.engine import normalize_url
+    from tracker_service.db import engine as db
 
-    return create_engine(normalize_url(url))
+    url = _with_connect_timeout(url)
+    try:
+        if migrate:
+            db.migrate(url)
+        engine = create_engine(db.normalize_url(url))
+        try:
+            if not migrate:
+                with engine.connect() as conn:
+                    _require_current_schema(conn)
+            yield engine
+        finally:
+            engine.dispose()
+    except OperationalError as exc:
+        if exc.statement is not None:
+            raise  # a statement failed on a working connection: not a matter of reaching the server
+        if settings.database_url:
+            fix = "check TRACKER_DATABASE_URL"
+        else:
+            fix = f"the embedded server in {settings.resolved_data_dir / 'pg'} did not answer; see its log there"
+        raise CliError(_cannot_connect(url, exc.orig, fix)) from None
+
+
+def _with_connect_timeout(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if "connect_timeout" in parsed.query:
+        return url
+    return parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_SECONDS)}).render_as_string(
+        hide_password=False
+    )
+
+
+def _cannot_connect(url: str, error: BaseException | None, fix: str) -> str:
+    """One line: which server, why (in words, never the password), what to check."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    port = parsed.port or 5432
+    if parsed.host:
+        where = f"[{parsed.host}]:{port}" if ":" in parsed.host else f"{parsed.host}:{port}"
+    else:
+        socket_dir = parsed.query.get("host") or "the default directory"
+        where = f"the unix socket in {socket_dir}"
+    first_line = (str(error) if error is not None else "unknown error").strip().splitlines()[0]
+    # psycopg says "connection failed: connection to server at "h", port p failed: CAUSE".
+    cause = first_line.rsplit("failed: ", 1)[-1].strip()
+    reached = cause.startswith("FATAL:")  # the server answered, and refused
+    if "failed to resolve host" in first_line:
+        cause = "host name does not resolve"
+    elif "timeout expired" in first_line:
+        cause = f"no answer within {CONNECT_TIMEOUT_SECONDS} s"
+    else:
+        cause = cause.removeprefix("FATAL:").strip()
+        cause = cause[:1].lower() + cause[1:]
+    if parsed.password:
+        cause = cause.replace(parsed.password, "***")
+    what = f"cannot connect to PostgreSQL at {where}" if reached else f"cannot reach PostgreSQL at {where}"
+    return f"{what} ({cause}); {fix}"
+
+
+def _require_current_schema(conn: Connection) -> None:
+    from tracker_service.db.engine import schema_revisions
+
+    revisions = schema_revisions(conn)
+    if revisions.up_to_date:
+        return
+    at, head = ", ".join(sorted(revisions.current)), ", ".join(sorted(revisions.heads))
+    if not revisions.current:
+        raise CliError(f"the database has no tracker schema yet; {MIGRATE_HINT}")
+    if revisions.newer_than_code:
+        raise CliError(f"the database is at revision {at}, which this tracker does not know (newer?); upgrade it")
+    raise CliError(f"the database is at revision {at}, behind this tracker's {head}; {MIGRATE_HINT}")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from tracker_service.app import create_app
-    from tracker_service.db.engine import migrate
     from tracker_service.domain.keys.service import bootstrap_admin_key
 
     if settings.workers < 1:
@@ -115,11 +210,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # SIGTERM becomes a normal exit, so atexit stops the embedded PostgreSQL cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = database_url(settings)
-    migrate(url)
-    engine = _sync_engine(url)
-    with engine.begin() as conn:
+    with _database(url, settings, migrate=True) as engine, engine.begin() as conn:
         key = bootstrap_admin_key(conn)
-    engine.dispose()
     key_file = settings.resolved_data_dir / "admin.key"
     if key is not None:
         _write_secret(key_file, key)
@@ -198,9 +290,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from tracker_service.db.engine import migrate
-
-    migrate(database_url(settings))
+    with _database(database_url(settings), settings, migrate=True):
+        pass
     print("database is at the latest revision", file=sys.stderr)
     return 0
 
@@ -208,10 +299,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from tracker_service.domain.keys.service import create_key
 
-    engine = _migrated_engine(settings)
-    with engine.begin() as conn:
+    with _database(database_url(settings), settings, migrate=False) as engine, engine.begin() as conn:
         key, row = create_key(conn, name=args.name, tenant=args.tenant, role=args.role)
-    engine.dispose()
     print(
         f"created key {row['prefix']}… (id {row['id']}, tenant {row['tenant']}, role {row['role']}); "
         "it is shown only this once:",
@@ -224,10 +313,8 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     from tracker_service.domain.keys.service import list_keys
 
-    engine = _migrated_engine(settings)
-    with engine.connect() as conn:
+    with _database(database_url(settings), settings, migrate=False) as engine, engine.connect() as conn:
         rows = list_keys(conn)
-    engine.dispose()
     print(f"{'id':36}  {'tenant':16}  {'name':20}  {'role':5}  {'prefix':11}  status")
     for r in rows:
         status = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
@@ -238,21 +325,11 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from tracker_service.domain.keys.service import revoke_key
 
-    engine = _migrated_engine(settings)
-    with engine.begin() as conn:
+    with _database(database_url(settings), settings, migrate=False) as engine, engine.begin() as conn:
         rows = revoke_key(conn, args.ref, tenant=args.tenant)
-    engine.dispose()
     if not rows:
         print(f"tracker: no active key matches {args.ref!r}", file=sys.stderr)
         return 1
     for r in rows:
         print(f"revoked {r['id']} ({r['tenant']}/{r['name']})", file=sys.stderr)
     return 0
-
-
-def _migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
-    from tracker_service.db.engine import migrate
-
-    url = database_url(settings)
-    migrate(url)
-    return _sync_engine(url)

@@ -9,15 +9,19 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from tests.conftest import client_for, free_port, start_tracker
 from tests.helpers import ok, problem
+from tracker_service.db.engine import migrate, normalize_url
 
 
 def tracker(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -155,3 +159,76 @@ def test_bad_settings_are_clear_errors(tmp_path):
     assert result.returncode == 2 and "TRACKER_PORT must be an integer" in result.stderr
     result = tracker("keys", "create", env={}, cwd=tmp_path)
     assert result.returncode == 2 and "--name" in result.stderr
+
+
+UNREACHABLE = {
+    "refused": ("postgresql://u:s3cret-pw@127.0.0.1:1/x", "127.0.0.1:1", "connection refused"),
+    "unresolvable": ("postgresql://u:s3cret-pw@no-such-host.invalid:5433/x", "no-such-host.invalid:5433", "resolve"),
+}
+CONNECTING_COMMANDS = {
+    "serve": ("serve",),
+    "migrate": ("migrate",),
+    "keys-create": ("keys", "create", "--name", "bot"),
+    "keys-list": ("keys", "list"),
+    "keys-revoke": ("keys", "revoke", "bot"),
+}
+
+
+@pytest.mark.parametrize("server", UNREACHABLE)
+@pytest.mark.parametrize("command", CONNECTING_COMMANDS)
+def test_unreachable_database_is_one_line_naming_the_server(command, server, tmp_path):
+    url, where, cause = UNREACHABLE[server]
+    env = {"TRACKER_DATABASE_URL": url, "TRACKER_PORT": str(free_port()), "TRACKER_DATA_DIR": str(tmp_path)}
+    result = tracker(*CONNECTING_COMMANDS[command], env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"tracker: cannot reach PostgreSQL at {where} (") and cause in lines[0].lower(), lines
+    assert "TRACKER_DATABASE_URL" in lines[0] and "s3cret-pw" not in result.stderr + result.stdout
+
+
+@pytest.fixture
+def empty_database(pg_url: str) -> Iterator[str]:
+    """A database without any tracker schema on the session's server; the URL to it."""
+    name = f"schema_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalize_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def alembic_revisions(url: str) -> list[str]:
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            if not conn.exec_driver_sql("SELECT to_regclass('alembic_version')").scalar():
+                return []
+            return list(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("command", ["keys-create", "keys-list", "keys-revoke"])
+def test_keys_commands_never_migrate(command, empty_database, tmp_path):
+    env = {"TRACKER_DATABASE_URL": empty_database, "TRACKER_LOG_LEVEL": "warning"}  # no alembic INFO lines
+    result = tracker(*CONNECTING_COMMANDS[command], env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "tracker migrate" in result.stderr, result.stderr
+    assert "no tracker schema" in result.stderr
+    assert alembic_revisions(empty_database) == []
+
+    migrate(empty_database, "0005")  # a database left behind by an older tracker
+    result = tracker(*CONNECTING_COMMANDS[command], env=env, cwd=tmp_path)
+    assert result.returncode == 1 and "tracker migrate" in result.stderr, result.stderr
+    assert "0005" in result.stderr and "0006" in result.stderr
+    assert alembic_revisions(empty_database) == ["0005"]
+
+    migrated = tracker("migrate", env=env, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert alembic_revisions(empty_database) == ["0006"]
+    assert tracker("keys", "list", env=env, cwd=tmp_path).returncode == 0
