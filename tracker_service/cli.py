@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -199,6 +201,39 @@ def _require_current_schema(conn: Connection) -> None:
     raise CliError(f"the database is at revision {at}, behind this tracker's {head}; {MIGRATE_HINT}")
 
 
+def _ensure_port_free(host: str, port: int, workers: int) -> None:
+    """Fail in one line when the address is taken, before the database is started or migrated.
+
+    Binds the way uvicorn will (SO_REUSEADDR, as asyncio and uvicorn set it, so a port left in
+    TIME_WAIT by a stopped tracker counts as free), then lets go at once.
+    """
+    # One worker: asyncio's create_server binds every address the host resolves to; several
+    # workers: uvicorn binds one socket, IPv6 when the host has a colon.
+    family = socket.AF_UNSPEC if workers == 1 else (socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host!r} ({exc.strerror}); check --host or TRACKER_HOST") from None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    for af, kind, proto, _, address in addresses:
+        with socket.socket(af, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if af == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio does
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise CliError(
+                        f"{where} is already in use: a tracker (or something else) may already run there; "
+                        "pick another port with --port N or TRACKER_PORT"
+                    ) from None
+                raise CliError(
+                    f"cannot listen on {where} ({exc.strerror}); pick another address with --host/--port "
+                    "or TRACKER_HOST/TRACKER_PORT"
+                ) from None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -207,6 +242,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {settings.workers}")
+    _ensure_port_free(settings.host, settings.port, settings.workers)
     # SIGTERM becomes a normal exit, so atexit stops the embedded PostgreSQL cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = database_url(settings)
@@ -263,8 +299,6 @@ def _print_first_start(settings: Settings, key_file: Path) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import socket
-
     from tracker_service.worker import Worker
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command

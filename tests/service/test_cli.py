@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -185,6 +187,27 @@ def test_unreachable_database_is_one_line_naming_the_server(command, server, tmp
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"tracker: cannot reach PostgreSQL at {where} (") and cause in lines[0].lower(), lines
     assert "TRACKER_DATABASE_URL" in lines[0] and "s3cret-pw" not in result.stderr + result.stdout
+
+
+def test_serve_on_a_port_in_use_says_so_before_starting_anything(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRACKER_DATABASE_URL", raising=False)  # the embedded default
+    data = Path(f"/tmp/trk-port-{uuid.uuid4().hex[:6]}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            result = tracker("serve", "--port", str(port), env={"TRACKER_DATA_DIR": str(data)}, cwd=tmp_path)
+            started_postgres = (data / "pg").exists()
+        finally:
+            shutil.rmtree(data, ignore_errors=True)  # only there when the check came too late
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "already" in lines[0], lines
+    assert "--port" in lines[0] and "TRACKER_PORT" in lines[0], lines
+    # Checked before the embedded PostgreSQL is started (or even created) and before migrating.
+    assert not started_postgres
 
 
 @pytest.fixture
