@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tracker_service.settings import Settings
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tracker")
 
+# Their INFO lines are start-up detail (Alembic's context and each revision it applies, where the
+# embedded server lives): shown with -v only. Their warnings and errors always show.
+STARTUP_LOGGERS = ("alembic", "tracker.embedded")
 # Without it a server that drops packets holds the command for minutes (the kernel's SYN retries).
 CONNECT_TIMEOUT_SECONDS = 10
 MIGRATE_HINT = "run `tracker migrate` (or `tracker serve`, which migrates) first"
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
+    for name in STARTUP_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.func(args, settings)
     except KeyboardInterrupt:
@@ -61,18 +66,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracker", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="also log start-up detail (migrations, database)")
+    # The same flag after the subcommand; SUPPRESS keeps a subcommand from resetting one given before it.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="migrate the database and serve the REST API")
+    def add_parser(parent: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
+        return parent.add_parser(name, parents=[verbose], **kw)  # type: ignore[no-any-return]
+
+    serve = add_parser(sub, "serve", help="migrate the database and serve the REST API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, or TRACKER_HOST)")
     serve.add_argument("--port", type=int, help="port (default 8080, or TRACKER_PORT)")
     serve.add_argument("--workers", type=int, help="server processes (default 1, or TRACKER_WORKERS)")
     serve.set_defaults(func=cmd_serve)
 
-    migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    migrate = add_parser(sub, "migrate", help="apply database migrations (alembic upgrade head)")
     migrate.set_defaults(func=cmd_migrate)
 
-    worker = sub.add_parser(
+    worker = add_parser(
+        sub,
         "worker",
         help="run COMMAND for each delegated task of a type (reads TASK_TRACKING_URL, TASK_TRACKING_API_KEY)",
         usage="tracker worker --type TYPE [--project P] [--name NAME] -- COMMAND [ARGS...]",
@@ -84,15 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     worker.set_defaults(func=cmd_worker)
 
-    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
-    create = keys.add_parser("create", help="create a key and print it once")
+    keys = add_parser(sub, "keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = add_parser(keys, "create", help="create a key and print it once")
     create.add_argument("--name", required=True)
     create.add_argument("--tenant", default="default")
     create.add_argument("--role", choices=("read", "write", "admin"), default="write")
     create.set_defaults(func=cmd_keys_create)
-    lst = keys.add_parser("list", help="list keys (never the keys themselves)")
+    lst = add_parser(keys, "list", help="list keys (never the keys themselves)")
     lst.set_defaults(func=cmd_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key by id, prefix or name")
+    revoke = add_parser(keys, "revoke", help="revoke a key by id, prefix or name")
     revoke.add_argument("ref")
     revoke.add_argument("--tenant")
     revoke.set_defaults(func=cmd_keys_revoke)

@@ -238,7 +238,7 @@ def alembic_revisions(url: str) -> list[str]:
 
 @pytest.mark.parametrize("command", ["keys-create", "keys-list", "keys-revoke"])
 def test_keys_commands_never_migrate(command, empty_database, tmp_path):
-    env = {"TRACKER_DATABASE_URL": empty_database, "TRACKER_LOG_LEVEL": "warning"}  # no alembic INFO lines
+    env = {"TRACKER_DATABASE_URL": empty_database}
     result = tracker(*CONNECTING_COMMANDS[command], env=env, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1 and "tracker migrate" in result.stderr, result.stderr
@@ -255,3 +255,15 @@ def test_keys_commands_never_migrate(command, empty_database, tmp_path):
     assert migrated.returncode == 0, migrated.stderr
     assert alembic_revisions(empty_database) == ["0006"]
     assert tracker("keys", "list", env=env, cwd=tmp_path).returncode == 0
+
+
+def test_cli_is_quiet_unless_verbose(pg_url, tmp_path):
+    env = {"TRACKER_DATABASE_URL": pg_url, "TRACKER_LOG_LEVEL": "info"}
+    quiet = tracker("keys", "list", env=env, cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    migrated = tracker("migrate", env=env, cwd=tmp_path)
+    assert migrated.returncode == 0 and migrated.stderr == "database is at the latest revision\n", migrated.stderr
+    for args in (("-v", "keys", "list"), ("keys", "list", "-v"), ("--verbose", "migrate")):
+        loud = tracker(*args, env=env, cwd=tmp_path)
+        assert loud.returncode == 0, loud.stderr
+        assert "INFO alembic.runtime.migration: Context impl PostgresqlImpl." in loud.stderr, args
