@@ -26,6 +26,8 @@ log = logging.getLogger("tracker")
 STARTUP_LOGGERS = ("alembic", "tracker.embedded")
 # Without it a server that drops packets holds the command for minutes (the kernel's SYN retries).
 CONNECT_TIMEOUT_SECONDS = 10
+ADMIN_KEY_FILE, AGENT_KEY_FILE = "admin.key", "agent.key"
+AGENT_KEY_NAME = "agents"
 MIGRATE_HINT = "run `tracker migrate` (or `tracker serve`, which migrates) first"
 
 
@@ -251,7 +253,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from tracker_service.app import create_app
-    from tracker_service.domain.keys.service import bootstrap_admin_key
 
     if settings.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {settings.workers}")
@@ -259,14 +260,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # SIGTERM becomes a normal exit, so atexit stops the embedded PostgreSQL cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = database_url(settings)
+    data_dir = settings.resolved_data_dir
     with _database(url, settings, migrate=True) as engine, engine.begin() as conn:
-        key = bootstrap_admin_key(conn)
-    key_file = settings.resolved_data_dir / "admin.key"
-    if key is not None:
-        _write_secret(key_file, key)
-        _print_first_start(settings, key_file)
-    elif key_file.exists():
-        print(f"tracker: admin key file: {key_file}", file=sys.stderr)
+        first_start = _bootstrap_keys(conn, data_dir)
+    if first_start:
+        _print_first_start(settings, data_dir)
+    elif key_files := [str(data_dir / f) for f in (ADMIN_KEY_FILE, AGENT_KEY_FILE) if (data_dir / f).exists()]:
+        print(f"tracker: API keys made on the first start: {', '.join(key_files)}", file=sys.stderr)
     target: object
     extra: dict[str, object] = {}
     if settings.workers == 1:
@@ -291,6 +291,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _bootstrap_keys(conn: Connection, data_dir: Path) -> bool:
+    """On the very first start: an admin key for people and a write key for agents, each in a 0600 file.
+
+    Both are made in bootstrap_admin_key's transaction, under its advisory lock, so trackers
+    starting together make one pair. The files are written before that transaction commits: a
+    key is never stored without its file (a failed commit leaves files whose keys do not exist,
+    replaced on the next start, which bootstraps again).
+    """
+    from tracker_service.domain.keys.service import bootstrap_admin_key, create_key
+
+    admin_key = bootstrap_admin_key(conn)
+    if admin_key is None:
+        return False
+    agent_key, _ = create_key(conn, name=AGENT_KEY_NAME, tenant="default", role="write")
+    _write_secret(data_dir / ADMIN_KEY_FILE, admin_key)
+    _write_secret(data_dir / AGENT_KEY_FILE, agent_key)
+    return True
+
+
 def _write_secret(path: Path, secret: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -299,14 +318,17 @@ def _write_secret(path: Path, secret: str) -> None:
         f.write(secret + "\n")
 
 
-def _print_first_start(settings: Settings, key_file: Path) -> None:
+def _print_first_start(settings: Settings, data_dir: Path) -> None:
+    admin_file, agent_file = data_dir / ADMIN_KEY_FILE, data_dir / AGENT_KEY_FILE
     print(
-        f"Created the first API key (role admin, tenant default) in {key_file} (mode 0600).\n"
-        "Register the MCP bridge with Claude Code:\n"
+        "Created the first API keys (tenant default), each in a file of mode 0600:\n"
+        f"  {admin_file}  role admin, for people: administration (e.g. setting ID counters)\n"
+        f"  {agent_file}  role write, named {AGENT_KEY_NAME}: for agents\n"
+        "Register the MCP bridge with Claude Code (with the agents' write key):\n"
         f"  claude mcp add tracker -e TASK_TRACKING_URL={settings.base_url} "
-        f'-e TASK_TRACKING_API_KEY="$(cat {key_file})" -- tracker-mcp\n'
-        f"Try the API:\n"
-        f'  curl -H "Authorization: Bearer $(cat {key_file})" {settings.base_url}/tasks',
+        f'-e TASK_TRACKING_API_KEY="$(cat {agent_file})" -- tracker-mcp\n'
+        "Try the API:\n"
+        f'  curl -H "Authorization: Bearer $(cat {agent_file})" {settings.base_url}/tasks',
         flush=True,
     )
 

@@ -54,17 +54,23 @@ def test_serve_on_embedded_default_then_keys_beside_it_then_clean_stop(tmp_path_
     server = start_tracker(env, log, port=port)
     try:
         out = log.read_text()
-        key_file = data / "admin.key"
+        key_file, agent_key_file = data / "admin.key", data / "agent.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(agent_key_file.stat().st_mode) == 0o600
+        # Agents are registered with the write key; the admin key's place is printed for people.
         assert (
             f"claude mcp add tracker -e TASK_TRACKING_URL=http://127.0.0.1:{port} "
-            f'-e TASK_TRACKING_API_KEY="$(cat {key_file})" -- tracker-mcp'
+            f'-e TASK_TRACKING_API_KEY="$(cat {agent_key_file})" -- tracker-mcp'
         ) in out
-        admin_key = key_file.read_text().strip()
-        assert admin_key not in out  # the key itself is only in the 0600 file
+        assert f"{key_file}  role admin" in out and f"{agent_key_file}  role write" in out
+        admin_key, agent_key = key_file.read_text().strip(), agent_key_file.read_text().strip()
+        assert admin_key not in out and agent_key not in out  # the keys themselves are only in the 0600 files
         with client_for(server.url, admin_key) as admin:
             ok(admin.post("/tasks", json={"project": "cli", "title": "survives restarts"}), 201)
             ok(admin.put("/ids/cli/US", json={"last_value": 27}))
+        with client_for(server.url, agent_key) as agent:  # write, same tenant, not admin
+            assert ok(agent.get("/tasks", params={"project": "cli"}))["total"] == 1
+            problem(agent.put("/ids/cli/US", json={"last_value": 30}), 403, "FORBIDDEN")
 
         # keys commands attach to the same embedded server while it runs
         created = tracker("keys", "create", "--name", "bot", "--role", "read", "--tenant", "default", env=env)
@@ -76,6 +82,7 @@ def test_serve_on_embedded_default_then_keys_beside_it_then_clean_stop(tmp_path_
             problem(bot.post("/tasks", json={"project": "cli", "title": "no"}), 403, "FORBIDDEN")
         listed = tracker("keys", "list", env=env)
         assert listed.returncode == 0 and "bot" in listed.stdout and "admin" in listed.stdout
+        assert re.search(r"default +agents +write", listed.stdout), listed.stdout
         assert bot_key not in listed.stdout
         dup = tracker("keys", "create", "--name", "bot", env=env)
         assert dup.returncode == 2 and "already has an active key" in dup.stderr
@@ -93,6 +100,7 @@ def test_serve_on_embedded_default_then_keys_beside_it_then_clean_stop(tmp_path_
     again = start_tracker(env, log, port=free_port())
     try:
         assert log.read_text().count("Created the first API key") == 1
+        assert agent_key_file.read_text().strip() == agent_key  # not made again
         with client_for(again.url, admin_key) as admin:
             assert ok(admin.get("/tasks", params={"project": "cli"}))["tasks"][0]["title"] == "survives restarts"
             assert ok(admin.get("/ids/next", params={"type": "US", "project": "cli"}))["next_id"] == "US-028"
