@@ -21,7 +21,11 @@ import httpx
 
 log = logging.getLogger("tracker.worker")
 
-MAX_OUTPUT_CHARS = 256 * 1024  # each of stdout and stderr; the whole report stays under the body limit
+# Each of stdout and stderr, counted JSON-encoded (escapes included, so a stream of control
+# characters or emoji cannot grow past it when sent): the whole result stays well under the
+# tracker's limit of 512 KiB per stored JSON value.
+MAX_OUTPUT_CHARS = 200_000
+_CUT_MARKER_ROOM = 64  # "\n[... N more characters cut]", encoded
 IDLE_RECHECK_SECONDS = 30.0  # safety net in case the event stream is down
 
 
@@ -160,9 +164,25 @@ class Worker:
 
 
 def _clip(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_OUTPUT_CHARS:
+    """The text, or its longest start that fits MAX_OUTPUT_CHARS once JSON-encoded, marked as cut."""
+    if text is None or (len(text) <= MAX_OUTPUT_CHARS and _encoded_length(text) <= MAX_OUTPUT_CHARS):
         return text
-    return text[:MAX_OUTPUT_CHARS] + f"\n[... {len(text) - MAX_OUTPUT_CHARS} more characters cut]"
+    budget = MAX_OUTPUT_CHARS - _CUT_MARKER_ROOM
+    # Every character encodes to at least one, so the answer is at most `budget` characters long.
+    fits, too_long = 0, min(len(text), budget) + 1
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if _encoded_length(text[:middle]) <= budget:
+            fits = middle
+        else:
+            too_long = middle
+    return text[:fits] + f"\n[... {len(text) - fits} more characters cut]"
+
+
+def _encoded_length(text: str) -> int:
+    # ASCII-only JSON is the longest encoding of a string (\uXXXX for every non-ASCII character,
+    # two of them beyond the BMP), so it bounds the UTF-8 size of any JSON encoding of it.
+    return len(json.dumps(text))
 
 
 def _raise_for(resp: httpx.Response) -> None:
