@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
+    # Never below TRACKER_LOG_LEVEL: at `error`, their warnings stay hidden too.
+    startup_level = logging.INFO if args.verbose else max(logging.WARNING, logging.getLogger().level)
     for name in STARTUP_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO if args.verbose else logging.WARNING)
+        logging.getLogger(name).setLevel(startup_level)
     try:
         return args.func(args, settings)
     except KeyboardInterrupt:
@@ -159,7 +161,7 @@ def _database(url: str, settings: Settings, *, migrate: bool) -> Iterator[Engine
         if settings.database_url:
             fix = "check TRACKER_DATABASE_URL"
         else:
-            fix = f"the embedded server in {settings.resolved_data_dir / 'pg'} did not answer; see its log there"
+            fix = f"the embedded server in {settings.resolved_data_dir / 'pg'} did not answer"
         raise CliError(_cannot_connect(url, exc.orig, fix)) from None
 
 
@@ -212,7 +214,10 @@ def _require_current_schema(conn: Connection) -> None:
     if not revisions.current:
         raise CliError(f"the database has no tracker schema yet; {MIGRATE_HINT}")
     if revisions.newer_than_code:
-        raise CliError(f"the database is at revision {at}, which this tracker does not know (newer?); upgrade it")
+        raise CliError(
+            f"the database is at revision {at}, newer than this tracker knows (its latest is {head}); "
+            "run a newer tracker"
+        )
     raise CliError(f"the database is at revision {at}, behind this tracker's {head}; {MIGRATE_HINT}")
 
 

@@ -18,12 +18,15 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from tests.conftest import client_for, free_port, start_tracker
 from tests.helpers import ok, problem
-from tracker_service.db.engine import migrate, normalize_url
+from tracker_service.db.engine import MIGRATIONS, migrate, normalize_url
+
+HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def tracker(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -256,12 +259,12 @@ def test_keys_commands_never_migrate(command, empty_database, tmp_path):
     migrate(empty_database, "0005")  # a database left behind by an older tracker
     result = tracker(*CONNECTING_COMMANDS[command], env=env, cwd=tmp_path)
     assert result.returncode == 1 and "tracker migrate" in result.stderr, result.stderr
-    assert "0005" in result.stderr and "0006" in result.stderr
+    assert f"revision 0005, behind this tracker's {HEAD}" in result.stderr
     assert alembic_revisions(empty_database) == ["0005"]
 
     migrated = tracker("migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
-    assert alembic_revisions(empty_database) == ["0006"]
+    assert alembic_revisions(empty_database) == [HEAD]
     assert tracker("keys", "list", env=env, cwd=tmp_path).returncode == 0
 
 
@@ -275,3 +278,17 @@ def test_cli_is_quiet_unless_verbose(pg_url, tmp_path):
         loud = tracker(*args, env=env, cwd=tmp_path)
         assert loud.returncode == 0, loud.stderr
         assert "INFO alembic.runtime.migration: Context impl PostgresqlImpl." in loud.stderr, args
+
+
+def test_keys_commands_refuse_a_schema_newer_than_the_code(empty_database, tmp_path):
+    migrate(empty_database)
+    engine = create_engine(normalize_url(empty_database))
+    with engine.begin() as conn:  # as a later tracker's migration would leave it
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    result = tracker("keys", "list", env={"TRACKER_DATABASE_URL": empty_database}, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"tracker: the database is at revision 0099, newer than this tracker knows (its latest is {HEAD}); "
+        "run a newer tracker\n"
+    )
