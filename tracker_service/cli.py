@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tracker_service.settings import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
 log = logging.getLogger("tracker")
+
+# Their INFO lines are start-up detail (Alembic's context and each revision it applies, where the
+# embedded server lives): shown with -v only. Their warnings and errors always show.
+STARTUP_LOGGERS = ("alembic", "tracker.embedded")
+# Without it a server that drops packets holds the command for minutes (the kernel's SYN retries).
+CONNECT_TIMEOUT_SECONDS = 10
+ADMIN_KEY_FILE, AGENT_KEY_FILE = "admin.key", "agent.key"
+AGENT_KEY_NAME = "agents"
+MIGRATE_HINT = "run `tracker migrate` (or `tracker serve`, which migrates) first"
+
+
+class CliError(Exception):
+    """A failure the user can fix, told in one line on stderr (exit code 1), without a traceback."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
+    # Never below TRACKER_LOG_LEVEL: at `error`, their warnings stay hidden too.
+    startup_level = logging.INFO if args.verbose else max(logging.WARNING, logging.getLogger().level)
+    for name in STARTUP_LOGGERS:
+        logging.getLogger(name).setLevel(startup_level)
     try:
         return args.func(args, settings)
     except KeyboardInterrupt:
         return 0
+    except CliError as exc:
+        print(f"tracker: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"tracker: {exc}", file=sys.stderr)
         return 2
@@ -42,18 +70,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracker", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="also log start-up detail (migrations, database)")
+    # The same flag after the subcommand; SUPPRESS keeps a subcommand from resetting one given before it.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="migrate the database and serve the REST API")
+    def add_parser(parent: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
+        return parent.add_parser(name, parents=[verbose], **kw)  # type: ignore[no-any-return]
+
+    serve = add_parser(sub, "serve", help="migrate the database and serve the REST API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, or TRACKER_HOST)")
     serve.add_argument("--port", type=int, help="port (default 8080, or TRACKER_PORT)")
     serve.add_argument("--workers", type=int, help="server processes (default 1, or TRACKER_WORKERS)")
     serve.set_defaults(func=cmd_serve)
 
-    migrate = sub.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    migrate = add_parser(sub, "migrate", help="apply database migrations (alembic upgrade head)")
     migrate.set_defaults(func=cmd_migrate)
 
-    worker = sub.add_parser(
+    worker = add_parser(
+        sub,
         "worker",
         help="run COMMAND for each delegated task of a type (reads TASK_TRACKING_URL, TASK_TRACKING_API_KEY)",
         usage="tracker worker --type TYPE [--project P] [--name NAME] -- COMMAND [ARGS...]",
@@ -65,15 +101,15 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     worker.set_defaults(func=cmd_worker)
 
-    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
-    create = keys.add_parser("create", help="create a key and print it once")
+    keys = add_parser(sub, "keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = add_parser(keys, "create", help="create a key and print it once")
     create.add_argument("--name", required=True)
     create.add_argument("--tenant", default="default")
     create.add_argument("--role", choices=("read", "write", "admin"), default="write")
     create.set_defaults(func=cmd_keys_create)
-    lst = keys.add_parser("list", help="list keys (never the keys themselves)")
+    lst = add_parser(keys, "list", help="list keys (never the keys themselves)")
     lst.set_defaults(func=cmd_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key by id, prefix or name")
+    revoke = add_parser(keys, "revoke", help="revoke a key by id, prefix or name")
     revoke.add_argument("ref")
     revoke.add_argument("--tenant")
     revoke.set_defaults(func=cmd_keys_revoke)
@@ -95,37 +131,147 @@ def database_url(settings: Settings) -> str:
     return embedded.start(settings.resolved_data_dir)
 
 
-def _sync_engine(url: str):  # type: ignore[no-untyped-def]
+@contextmanager
+def _database(url: str, settings: Settings, *, migrate: bool) -> Iterator[Engine]:
+    """An engine on a database whose schema is at the code's head, for one command.
+
+    With `migrate` the schema is brought there; without it nothing is changed and a schema that
+    is missing or behind is a CliError. A server that cannot be reached is a CliError too.
+    """
     from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
 
-    from tracker_service.db.engine import normalize_url
+    from tracker_service.db import engine as db
 
-    return create_engine(normalize_url(url))
+    url = _with_connect_timeout(url)
+    try:
+        if migrate:
+            db.migrate(url)
+        engine = create_engine(db.normalize_url(url))
+        try:
+            if not migrate:
+                with engine.connect() as conn:
+                    _require_current_schema(conn)
+            yield engine
+        finally:
+            engine.dispose()
+    except OperationalError as exc:
+        if exc.statement is not None:
+            raise  # a statement failed on a working connection: not a matter of reaching the server
+        if settings.database_url:
+            fix = "check TRACKER_DATABASE_URL"
+        else:
+            fix = f"the embedded server in {settings.resolved_data_dir / 'pg'} did not answer"
+        raise CliError(_cannot_connect(url, exc.orig, fix)) from None
+
+
+def _with_connect_timeout(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if "connect_timeout" in parsed.query:
+        return url
+    return parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_SECONDS)}).render_as_string(
+        hide_password=False
+    )
+
+
+def _cannot_connect(url: str, error: BaseException | None, fix: str) -> str:
+    """One line: which server, why (in words, never the password), what to check."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    port = parsed.port or 5432
+    if parsed.host:
+        where = f"[{parsed.host}]:{port}" if ":" in parsed.host else f"{parsed.host}:{port}"
+    else:
+        socket_dir = parsed.query.get("host") or "the default directory"
+        where = f"the unix socket in {socket_dir}"
+    first_line = (str(error) if error is not None else "unknown error").strip().splitlines()[0]
+    # psycopg says "connection failed: connection to server at "h", port p failed: CAUSE".
+    cause = first_line.rsplit("failed: ", 1)[-1].strip()
+    reached = cause.startswith("FATAL:")  # the server answered, and refused
+    if "failed to resolve host" in first_line:
+        cause = "host name does not resolve"
+    elif "timeout expired" in first_line:
+        cause = f"no answer within {CONNECT_TIMEOUT_SECONDS} s"
+    else:
+        cause = cause.removeprefix("FATAL:").strip()
+        cause = cause[:1].lower() + cause[1:]
+    if parsed.password:
+        cause = cause.replace(parsed.password, "***")
+    what = f"cannot connect to PostgreSQL at {where}" if reached else f"cannot reach PostgreSQL at {where}"
+    return f"{what} ({cause}); {fix}"
+
+
+def _require_current_schema(conn: Connection) -> None:
+    from tracker_service.db.engine import schema_revisions
+
+    revisions = schema_revisions(conn)
+    if revisions.up_to_date:
+        return
+    at, head = ", ".join(sorted(revisions.current)), ", ".join(sorted(revisions.heads))
+    if not revisions.current:
+        raise CliError(f"the database has no tracker schema yet; {MIGRATE_HINT}")
+    if revisions.newer_than_code:
+        raise CliError(
+            f"the database is at revision {at}, newer than this tracker knows (its latest is {head}); "
+            "run a newer tracker"
+        )
+    raise CliError(f"the database is at revision {at}, behind this tracker's {head}; {MIGRATE_HINT}")
+
+
+def _ensure_port_free(host: str, port: int, workers: int) -> None:
+    """Fail in one line when the address is taken, before the database is started or migrated.
+
+    Binds the way uvicorn will (SO_REUSEADDR, as asyncio and uvicorn set it, so a port left in
+    TIME_WAIT by a stopped tracker counts as free), then lets go at once.
+    """
+    # One worker: asyncio's create_server binds every address the host resolves to; several
+    # workers: uvicorn binds one socket, IPv6 when the host has a colon.
+    family = socket.AF_UNSPEC if workers == 1 else (socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on {host!r} ({exc.strerror}); check --host or TRACKER_HOST") from None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    for af, kind, proto, _, address in addresses:
+        with socket.socket(af, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if af == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio does
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise CliError(
+                        f"{where} is already in use: a tracker (or something else) may already run there; "
+                        "pick another port with --port N or TRACKER_PORT"
+                    ) from None
+                raise CliError(
+                    f"cannot listen on {where} ({exc.strerror}); pick another address with --host/--port "
+                    "or TRACKER_HOST/TRACKER_PORT"
+                ) from None
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from tracker_service.app import create_app
-    from tracker_service.db.engine import migrate
-    from tracker_service.domain.keys.service import bootstrap_admin_key
 
     if settings.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {settings.workers}")
+    _ensure_port_free(settings.host, settings.port, settings.workers)
     # SIGTERM becomes a normal exit, so atexit stops the embedded PostgreSQL cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url = database_url(settings)
-    migrate(url)
-    engine = _sync_engine(url)
-    with engine.begin() as conn:
-        key = bootstrap_admin_key(conn)
-    engine.dispose()
-    key_file = settings.resolved_data_dir / "admin.key"
-    if key is not None:
-        _write_secret(key_file, key)
-        _print_first_start(settings, key_file)
-    elif key_file.exists():
-        print(f"tracker: admin key file: {key_file}", file=sys.stderr)
+    data_dir = settings.resolved_data_dir
+    with _database(url, settings, migrate=True) as engine, engine.begin() as conn:
+        first_start = _bootstrap_keys(conn, data_dir)
+    if first_start:
+        _print_first_start(settings, data_dir)
+    elif key_files := [str(data_dir / f) for f in (ADMIN_KEY_FILE, AGENT_KEY_FILE) if (data_dir / f).exists()]:
+        print(f"tracker: API keys made on the first start: {', '.join(key_files)}", file=sys.stderr)
     target: object
     extra: dict[str, object] = {}
     if settings.workers == 1:
@@ -150,6 +296,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _bootstrap_keys(conn: Connection, data_dir: Path) -> bool:
+    """On the very first start: an admin key for people and a write key for agents, each in a 0600 file.
+
+    Both are made in bootstrap_admin_key's transaction, under its advisory lock, so trackers
+    starting together make one pair. The files are written before that transaction commits: a
+    key is never stored without its file (a failed commit leaves files whose keys do not exist,
+    replaced on the next start, which bootstraps again).
+    """
+    from tracker_service.domain.keys.service import bootstrap_admin_key, create_key
+
+    admin_key = bootstrap_admin_key(conn)
+    if admin_key is None:
+        return False
+    agent_key, _ = create_key(conn, name=AGENT_KEY_NAME, tenant="default", role="write")
+    _write_secret(data_dir / ADMIN_KEY_FILE, admin_key)
+    _write_secret(data_dir / AGENT_KEY_FILE, agent_key)
+    return True
+
+
 def _write_secret(path: Path, secret: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -158,21 +323,22 @@ def _write_secret(path: Path, secret: str) -> None:
         f.write(secret + "\n")
 
 
-def _print_first_start(settings: Settings, key_file: Path) -> None:
+def _print_first_start(settings: Settings, data_dir: Path) -> None:
+    admin_file, agent_file = data_dir / ADMIN_KEY_FILE, data_dir / AGENT_KEY_FILE
     print(
-        f"Created the first API key (role admin, tenant default) in {key_file} (mode 0600).\n"
-        "Register the MCP bridge with Claude Code:\n"
+        "Created the first API keys (tenant default), each in a file of mode 0600:\n"
+        f"  {admin_file}  role admin, for people: administration (e.g. setting ID counters)\n"
+        f"  {agent_file}  role write, named {AGENT_KEY_NAME}: for agents\n"
+        "Register the MCP bridge with Claude Code (with the agents' write key):\n"
         f"  claude mcp add tracker -e TASK_TRACKING_URL={settings.base_url} "
-        f'-e TASK_TRACKING_API_KEY="$(cat {key_file})" -- tracker-mcp\n'
-        f"Try the API:\n"
-        f'  curl -H "Authorization: Bearer $(cat {key_file})" {settings.base_url}/tasks',
+        f'-e TASK_TRACKING_API_KEY="$(cat {agent_file})" -- tracker-mcp\n'
+        "Try the API:\n"
+        f'  curl -H "Authorization: Bearer $(cat {agent_file})" {settings.base_url}/tasks',
         flush=True,
     )
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import socket
-
     from tracker_service.worker import Worker
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -198,9 +364,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from tracker_service.db.engine import migrate
-
-    migrate(database_url(settings))
+    with _database(database_url(settings), settings, migrate=True):
+        pass
     print("database is at the latest revision", file=sys.stderr)
     return 0
 
@@ -208,10 +373,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from tracker_service.domain.keys.service import create_key
 
-    engine = _migrated_engine(settings)
-    with engine.begin() as conn:
+    with _database(database_url(settings), settings, migrate=False) as engine, engine.begin() as conn:
         key, row = create_key(conn, name=args.name, tenant=args.tenant, role=args.role)
-    engine.dispose()
     print(
         f"created key {row['prefix']}… (id {row['id']}, tenant {row['tenant']}, role {row['role']}); "
         "it is shown only this once:",
@@ -224,10 +387,8 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     from tracker_service.domain.keys.service import list_keys
 
-    engine = _migrated_engine(settings)
-    with engine.connect() as conn:
+    with _database(database_url(settings), settings, migrate=False) as engine, engine.connect() as conn:
         rows = list_keys(conn)
-    engine.dispose()
     print(f"{'id':36}  {'tenant':16}  {'name':20}  {'role':5}  {'prefix':11}  status")
     for r in rows:
         status = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
@@ -238,21 +399,11 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from tracker_service.domain.keys.service import revoke_key
 
-    engine = _migrated_engine(settings)
-    with engine.begin() as conn:
+    with _database(database_url(settings), settings, migrate=False) as engine, engine.begin() as conn:
         rows = revoke_key(conn, args.ref, tenant=args.tenant)
-    engine.dispose()
     if not rows:
         print(f"tracker: no active key matches {args.ref!r}", file=sys.stderr)
         return 1
     for r in rows:
         print(f"revoked {r['id']} ({r['tenant']}/{r['name']})", file=sys.stderr)
     return 0
-
-
-def _migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
-    from tracker_service.db.engine import migrate
-
-    url = database_url(settings)
-    migrate(url)
-    return _sync_engine(url)

@@ -225,7 +225,7 @@ def test_first_start_writes_the_admin_key_to_the_volume(
     key_file = rehearsal.path("/data/admin.key")
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     printed = log.read_text()
-    assert f"in {key_file} (mode 0600)" in printed
+    assert "each in a file of mode 0600" in printed and f"{key_file}  role admin" in printed
     public_url = environment(rehearsal.services["tracker"])["TRACKER_PUBLIC_URL"]
     assert f"TASK_TRACKING_URL={public_url} " in printed, "the first-start hint should give the published URL"
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -47,3 +49,34 @@ def migrate(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+
+
+@dataclass(frozen=True)
+class SchemaRevisions:
+    """Where a database's schema stands against the Alembic revisions shipped with this code."""
+
+    current: frozenset[str]  # the database's heads (empty: no tracker schema at all)
+    heads: frozenset[str]  # the code's heads
+    known: frozenset[str]  # every revision the code ships
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.heads
+
+    @property
+    def newer_than_code(self) -> bool:
+        """The database was migrated by a newer tracker: revisions this code does not know."""
+        return not self.current <= self.known
+
+
+def schema_revisions(conn: Connection) -> SchemaRevisions:
+    """Read the database's Alembic revisions without changing anything (no upgrade, no lock)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    return SchemaRevisions(
+        current=frozenset(MigrationContext.configure(conn).get_current_heads()),
+        heads=frozenset(script.get_heads()),
+        known=frozenset(rev.revision for rev in script.walk_revisions()),
+    )
