@@ -20,6 +20,7 @@ from tracker_service.domain.handoffs.controller import HandoffController
 from tracker_service.domain.ids.controller import IdController
 from tracker_service.domain.keys.controller import WhoAmIController
 from tracker_service.domain.keys.service import PrincipalCache
+from tracker_service.domain.projects.controller import ProjectController
 from tracker_service.domain.tasks.controller import TaskController
 from tracker_service.errors import DatabaseUnavailable
 from tracker_service.logs import RequestLog
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             live_events,
             DelegationController,
             WhoAmIController,
+            ProjectController,
             # Spec 000 clients call the same routes under /mcp/.
             Router("/mcp", route_handlers=[TaskController, HandoffController, LogController], include_in_schema=False),
             *extra_handlers,

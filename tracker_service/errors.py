@@ -73,6 +73,22 @@ class DependencyCycle(Conflict):
     code, title = "DEPENDENCY_CYCLE", "Dependency cycle"
 
 
+class ReviewRequired(Conflict):
+    code, title = "REVIEW_REQUIRED", "Review required"
+
+
+class OpenChildren(Conflict):
+    code, title = "OPEN_CHILDREN", "Open children"
+
+
+class SelfReview(Forbidden):
+    code, title = "SELF_REVIEW", "Review by the worker"
+
+
+class NotAReviewer(Forbidden):
+    code, title = "NOT_A_REVIEWER", "Not a reviewer"
+
+
 class IdempotencyKeyReused(TrackerError):
     status, code, title = 422, "IDEMPOTENCY_KEY_REUSED", "Idempotency key reused"
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tracker_service.domain.handoffs.service import archive_expired
-from tracker_service.domain.tasks.service import fold_task_totals, lapse_expired_leases
+from tracker_service.domain.tasks.housekeeping import fold_task_totals, lapse_expired_leases
 from tracker_service.metrics import LEASE_EXPIRIES
 from tracker_service.notify import EVERYONE, EventHub
 

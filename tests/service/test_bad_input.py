@@ -197,6 +197,11 @@ def test_any_value_the_rule_admits_can_be_served(value, wrap):
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z",
         "completed_at": None,
+        "requires_review": False,
+        "review_notes": None,
+        "parent": None,
+        "auto_complete": False,
+        "children": None,
     }
     from litestar.plugins.pydantic import PydanticInitPlugin
 

@@ -118,8 +118,8 @@ def test_key_cache_serves_repeat_requests_without_a_lookup(app_client, statement
 
 
 def test_a_status_change_that_applies_is_one_statement(app_client, statements, make_key, db, tenant):
-    """PUT /tasks/{ref}/status locks, checks, updates and logs in one statement; only refusals
-    take the general path (which re-reads to say why)."""
+    """PUT /tasks/{ref}/status locks, checks, updates and logs in one statement; a refusal too
+    (the statement answers why, with the row as it is)."""
     headers = {"Authorization": f"Bearer {make_key('write')}"}
     project = f"status-{uuid.uuid4().hex[:8]}"
     task = ok(app_client.post("/tasks", json={"project": project, "title": "s"}, headers=headers), 201)
@@ -146,8 +146,9 @@ def test_a_status_change_that_applies_is_one_statement(app_client, statements, m
     assert len(work) == 1 and ok(resp)["updated_task"]["completed_at"] == got["completed_at"]
     resp, work = put(task["key"], {"status": "completed", "completion_notes": "more"})
     assert len(work) == 1 and ok(resp)["updated_task"]["completion_notes"] == "more"
-    resp, work = put(task["key"], {"status": "in_progress"})  # refused: the general path says why
-    assert resp.json()["code"] == "INVALID_TRANSITION" and len(work) > 1
+    resp, work = put(task["key"], {"status": "in_progress"})  # refused, by the same statement
+    body = resp.json()
+    assert body["code"] == "INVALID_TRANSITION" and body["current_status"] == "completed" and len(work) == 1
     with db.connect() as conn:
         logged = conn.execute(
             text("SELECT type, summary FROM events WHERE tenant = :t AND project = :p ORDER BY id"),

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from tests.conftest import client_for
 from tests.helpers import ok, problem
-from tracker_service.domain.tasks.service import FOLD_TASK_TOTALS
+from tracker_service.domain.tasks.housekeeping import FOLD_TASK_TOTALS
 
 
 def totals_and_counts(db, tenant):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Computed,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
@@ -66,6 +68,24 @@ tasks = Table(
     _ts("created_at"),
     _ts("updated_at"),
     _ts("completed_at", nullable=True),
+    Column("requires_review", Boolean, nullable=False, server_default=text("false")),
+    Column("review_notes", Text),
+    # The key that asked for the review: it may not give the verdict.
+    Column("review_requested_by", UUID(as_uuid=True)),
+    Column("parent_id", UUID(as_uuid=True), ForeignKey("tasks.id")),
+    Column("auto_complete", Boolean, nullable=False, server_default=text("false")),
+    # Children neither completed nor cancelled; kept by a trigger (migration 0008).
+    Column("open_children", Integer, nullable=False, server_default=text("0")),
+)
+
+project_settings = Table(
+    "project_settings",
+    metadata,
+    Column("tenant", Text, primary_key=True),
+    Column("project", Text, primary_key=True),
+    Column("requires_review", Boolean, nullable=False, server_default=text("false")),
+    Column("reviewers", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    _ts("updated_at"),
 )
 
 task_dependencies = Table(

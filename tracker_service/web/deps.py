@@ -5,12 +5,17 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Request
+from pydantic import TypeAdapter, ValidationError
 
 from tracker_service.domain.events.service import EventLog
 from tracker_service.domain.handoffs.service import HandoffService
 from tracker_service.domain.ids.service import IdRegistry
+from tracker_service.domain.projects.service import ProjectService
 from tracker_service.domain.tasks.service import TaskService
+from tracker_service.domain.common import ProjectName
 from tracker_service.errors import InvalidRequest
+
+_PROJECT: TypeAdapter[str] = TypeAdapter(ProjectName)
 
 
 def provide_tasks(request: Request) -> TaskService:
@@ -31,6 +36,22 @@ def provide_event_log(request: Request) -> EventLog:
 def provide_ids(request: Request) -> IdRegistry:
     state = request.scope["state"]
     return IdRegistry(state["conn"], state["principal"])
+
+
+def provide_projects(request: Request) -> ProjectService:
+    state = request.scope["state"]
+    return ProjectService(state["conn"], state["principal"])
+
+
+def parse_project(value: str) -> str:
+    """A project name given in a path, held to the same rule as in a body."""
+    try:
+        return _PROJECT.validate_python(value)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise InvalidRequest(
+            f"project: {message}", errors=[{"field": "project", "message": message, "source": "path"}]
+        ) from None
 
 
 def parse_uuid(name: str, value: str) -> UUID:

@@ -19,6 +19,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "task.updated",
     "task.deleted",
     "task.lease_expired",
+    "task.review_requested",
+    "task.approved",
+    "task.changes_requested",
     "id.allocated",
     "id.reserved",
     "id.committed",
@@ -29,6 +32,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "handoff.expired",
     "key.created",
     "key.revoked",
+    "project.settings",
 )
 EVENT_AREAS: tuple[str, ...] = tuple(dict.fromkeys(t.split(".", 1)[0] for t in EVENT_TYPES))
 

@@ -27,6 +27,8 @@ from tracker_service.web.params import Limit, Offset, ProjectIdQuery, ProjectQue
 
 StatusFilter = Annotated[str | None, QueryParameter(description="Status, or several comma-separated")]
 DONE = {"done": "completed"}
+ParentQuery = Annotated[str | None, QueryParameter(description="Only children of this task (key or UUID)", max_length=64)]
+Cascade = Annotated[bool, QueryParameter(description="Also delete the task's children, and theirs")]
 
 
 class TaskController(Controller):
@@ -50,10 +52,11 @@ class TaskController(Controller):
         assigned_to: TextQuery = None,
         priority: TextQuery = None,
         tag: TextQuery = None,
+        parent: ParentQuery = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> TaskPage:
-        """List task summaries, highest priority first, then oldest."""
+        """List task summaries, highest priority first, then oldest; `parent` lists a task's children."""
         priorities = one_of("priority", priority, PRIORITIES)
         return await task_service.list(
             project=project or project_id,
@@ -61,6 +64,7 @@ class TaskController(Controller):
             assigned_to=assigned_to,
             priority=priorities[0] if priorities else None,
             tag=tag,
+            parent=parent,
             limit=page_limit(request, limit),
             offset=offset,
         )
@@ -130,10 +134,14 @@ class TaskController(Controller):
 
     @delete("/{ref:str}")
     async def delete_task(
-        self, task_service: NamedDependency[TaskService], ref: TaskRefPath, project: RefProject = None
+        self,
+        task_service: NamedDependency[TaskService],
+        ref: TaskRefPath,
+        project: RefProject = None,
+        cascade: Cascade = False,
     ) -> None:
-        """Delete a task (tasks that depended on it lose that dependency)."""
-        await task_service.delete(ref, project)
+        """Delete a task (tasks that depended on it lose that dependency); one with children only with cascade."""
+        await task_service.delete(ref, project, cascade)
 
 
 def _required(project: str | None) -> str:

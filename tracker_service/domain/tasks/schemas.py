@@ -41,9 +41,9 @@ def _not_uuid_shaped(value: str) -> str:
 
 
 StatusValue = Annotated[
-    Literal["pending", "in_progress", "blocked", "completed", "failed", "cancelled", "done"],
+    Literal["pending", "in_progress", "blocked", "in_review", "completed", "failed", "cancelled", "done"],
     AfterValidator(_completed_for_done),
-    Field(description="pending | in_progress | blocked | completed | failed | cancelled ('done' = completed)"),
+    Field(description="pending | in_progress | blocked | in_review | completed | failed | cancelled ('done' = completed)"),
 ]
 Priority = Literal["critical", "high", "medium", "low"]
 Title = text_type(500)
@@ -90,11 +90,23 @@ class TaskFields(StrictModel):
     )
     result: StoredJson = None
     type: TaskType | None = None
+    requires_review: bool | None = Field(
+        None, description="Finishing needs a review by another key (default: the project's setting, else false)"
+    )
+    parent: TaskRef | None = Field(None, description="Key or UUID of the parent task, in the same project")
+    auto_complete: bool | None = Field(None, description="Complete this task when its last open child closes")
 
 
 class TaskIn(TaskFields):
     project: ProjectName = Field(validation_alias=AliasChoices("project", "project_id"))
     key: TaskKey | None = Field(None, validation_alias=AliasChoices("key", "task_id"))
+
+    @model_validator(mode="after")
+    def _not_in_review(self) -> TaskIn:
+        if self.status == "in_review":
+            raise ValueError("status: a task reaches in_review from in_progress, when its work is done; create it "
+                             "pending or in_progress")
+        return self
 
     @model_validator(mode="after")
     def _title_from_description(self) -> TaskIn:
@@ -132,6 +144,7 @@ class StatusIn(StrictModel):
     status: StatusValue
     completion_notes: LongText | None = None
     result: StoredJson = None
+    review_notes: LongText | None = Field(None, description="A reviewer's notes with a verdict (kept on the task)")
     agent: AgentName | None = Field(
         None, description="The agent reporting; when given, an in_progress task held by another agent is a 409"
     )
@@ -146,6 +159,11 @@ class DependencyOut(OutModel):
     id: UUID
     key: str
     status: str
+
+
+class ChildrenOut(OutModel):
+    total: int
+    by_status: dict[str, int]
 
 
 class TaskOut(OutModel):
@@ -172,6 +190,11 @@ class TaskOut(OutModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    requires_review: bool
+    review_notes: str | None
+    parent: DependencyOut | None
+    auto_complete: bool
+    children: ChildrenOut | None = Field(description="Counts of the task's children; null when it has none")
 
     @classmethod
     def from_row(cls, row: Any) -> TaskOut:
@@ -197,6 +220,7 @@ class TaskSummary(OutModel):
     due_date: datetime | None
     created_at: datetime
     updated_at: datetime
+    children: ChildrenOut | None
 
 
 class TaskPage(OutModel):

@@ -1,0 +1,118 @@
+"""What a task looks like when read, and the rule for the next task to work on.
+
+Statements are built once at import: the hot paths (claim, status change) run them per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, func, select, text
+
+from tracker_service.db.models import task_dependencies as deps
+from tracker_service.db.models import tasks
+
+_dep = tasks.alias("dep")
+_child = tasks.alias("child")
+_up = tasks.alias("up")
+_cand = tasks.alias("cand")
+
+# Columns kept for the tracker's own bookkeeping, never shown as they are.
+_INTERNAL = ("tenant", "priority_rank", "review_requested_by", "parent_id", "open_children")
+
+
+def _object_of(row: Any) -> Any:
+    return func.jsonb_build_object("id", row.c.id, "key", row.c.key, "status", row.c.status)
+
+
+def _depends_on(row: Any) -> Any:
+    return (
+        select(func.coalesce(func.jsonb_agg(_object_of(_dep)), text("'[]'::jsonb")))
+        .select_from(deps.join(_dep, _dep.c.id == deps.c.depends_on_id))
+        .where(deps.c.task_id == row.c.id)
+        .correlate(row)
+        .scalar_subquery()
+        .label("depends_on")
+    )
+
+
+def _parent(row: Any) -> Any:
+    return select(_object_of(_up)).where(_up.c.id == row.c.parent_id).correlate(row).scalar_subquery().label("parent")
+
+
+def _children(row: Any) -> Any:
+    """{total, by_status} of a task's children, or null when it has none."""
+    by_status = (
+        select(_child.c.status, func.count().label("n"))
+        .where(_child.c.parent_id == row.c.id)
+        .group_by(_child.c.status)
+        .correlate(row)
+        .subquery("by_status")
+    )
+    return (
+        select(
+            func.jsonb_build_object(
+                "total", func.sum(by_status.c.n), "by_status", func.jsonb_object_agg(by_status.c.status, by_status.c.n)
+            )
+        )
+        .having(func.count() > 0)
+        .scalar_subquery()
+        .label("children")
+    )
+
+
+def task_columns(row: Any = tasks) -> list[Any]:
+    """A task's columns as shown (TaskOut), for `row` (the tasks table, or a CTE of its rows)."""
+    return [c for c in row.c if c.name not in _INTERNAL] + [_depends_on(row), _parent(row), _children(row)]
+
+
+TASK_COLUMNS = task_columns()
+SUMMARY_NAMES = (
+    "id",
+    "key",
+    "project",
+    "title",
+    "status",
+    "priority",
+    "assigned_to",
+    "tags",
+    "due_date",
+    "created_at",
+    "updated_at",
+)
+SUMMARY_COLUMNS = [tasks.c[n] for n in SUMMARY_NAMES] + [tasks.c.key.label("task_id"), _children(tasks)]
+ORDER = (tasks.c.priority_rank, tasks.c.created_at, tasks.c.id)
+
+
+def ready(candidate: Any) -> Any:
+    """Nothing keeps the candidate from being worked on: every dependency is completed (approved,
+    for one that needed review) and it is no parent with open children (those are containers)."""
+    unfinished = exists().where(
+        deps.c.task_id == candidate.c.id, deps.c.depends_on_id == _dep.c.id, _dep.c.status != "completed"
+    )
+    return and_(~unfinished, candidate.c.open_children == 0)
+
+
+def next_task(typed: bool, status: str | None = None) -> Any:
+    """The rule for the next task, shared by peek and claim: highest priority, then oldest, among
+    ready tasks that are unassigned or assigned to the asking agent. Bind names differ from column
+    names because SQLAlchemy reserves those in UPDATE statements."""
+    c = _cand
+    cond = [
+        c.c.tenant == bindparam("b_tenant"),
+        c.c.project == bindparam("b_project"),
+        # The claim's status is a constant: PostgreSQL's plan then uses the partial pending index.
+        c.c.status == (bindparam("b_status") if status is None else status),
+        (c.c.assigned_to.is_(None)) | (c.c.assigned_to == bindparam("b_agent")),
+        ready(c),
+    ]
+    if typed:
+        cond.append(c.c.type == bindparam("b_type"))
+    return select(c.c.id).where(*cond).order_by(c.c.priority_rank, c.c.created_at, c.c.id).limit(1)
+
+
+def candidate() -> Any:
+    return _cand
+
+
+PEEK = select(*TASK_COLUMNS).where(tasks.c.id == next_task(typed=False).scalar_subquery())
