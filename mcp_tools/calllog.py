@@ -39,6 +39,8 @@ def configure(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx2 logs each request at INFO; the revocation watch's own lines say what its requests did.
+    logging.getLogger("httpx2").setLevel(max(level, logging.WARNING))
 
 
 def record(outcome: int | str) -> None:
