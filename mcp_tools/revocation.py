@@ -5,7 +5,7 @@ nothing; but it stayed open, and its client learned of the revocation only from 
 call. Now, while a key has at least one open MCP session, the bridge holds one tracker stream for
 that key (``GET /whoami/watch``, one per key however many sessions it has), and when the tracker
 says the key was revoked, the bridge ends every session that key opened: the client's next request
-on one gets 404 (the SDK client reports "Session terminated").
+on one gets 404 ("Session not found").
 
 - A stream that drops for any other reason (tracker restart, network, a 5xx) is reopened with
   capped, jittered backoff, and the sessions stay. A reopen answered with 401 means the key was
@@ -191,6 +191,9 @@ class KeyWatches:
                     label = _label(watch.digest)
                     log.log(level, "watch of %s dropped (%s); reopening in %.1f s", label, dropped, delay)
                     await anyio.sleep(delay)
+        except Exception:
+            # A fault here must end this watch only: raised into the task group, it would stop the server.
+            log.exception("watch of %s failed; its sessions stay open, unwatched", _label(watch.digest))
         finally:
             watch.answered.set()
             self._forget(watch)

@@ -11,6 +11,7 @@ against a real tracker and revoke the key in its database.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -26,7 +27,7 @@ from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_tools.config import Config
-from mcp_tools.revocation import Backoff, key_digest
+from mcp_tools.revocation import Backoff, SdkSessions, key_digest
 from tests.conftest import start_tracker
 from tracker_service.domain.keys.service import revoke_key
 
@@ -204,6 +205,30 @@ def test_a_session_the_sdk_ended_itself_is_noticed_at_the_next_keep_alive(watch_
         assert watch.closed_by_bridge
 
     with in_process_bridge(watch_tracker, session_idle_timeout=0.3) as url:
+        anyio.run(scenario, url)
+
+
+def test_a_fault_in_one_watch_ends_that_watch_only(
+    watch_tracker: WatchTracker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: SdkSessions, digest: str) -> list[str]:
+        raise RuntimeError("a bug in the watch")
+
+    monkeypatch.setattr(SdkSessions, "of_key", broken)
+
+    async def scenario(url: str) -> None:
+        async with mcp_session(url, "key-a") as (_, session_id), mcp_session(url, "key-b") as (other, _):
+            watch_tracker.of("key-a")[0].revoke()
+            await eventually(lambda: "watch of key sha256:" in caplog.text, "the fault was logged")
+
+            # The server, the other key's session and watch, and new sessions are all still there.
+            await works(other)
+            assert not watch_tracker.of("key-b")[0].ended.is_set()
+            async with mcp_session(url, "key-c") as (new, _):
+                await works(new)
+            assert await session_status(url, "key-a", session_id) == 200  # unwatched, not ended
+
+    with caplog.at_level(logging.ERROR, logger="mcp_tools.revocation"), in_process_bridge(watch_tracker) as url:
         anyio.run(scenario, url)
 
 
