@@ -1,7 +1,11 @@
-"""One stderr line per tool call: time, tool, parameters (truncated), HTTP status, duration.
+"""One stderr line per tool call: time, tool, parameters, HTTP status, duration.
 
-The client records each HTTP outcome with ``record()``; ``logged()`` wraps a tool so the line
-carries the statuses of the requests that call made. Nothing here writes to stdout.
+Parameters are logged as compact JSON, long strings cut. Free text and free JSON (``FREE_FIELDS``)
+are logged by their size only, at any depth (``add_task``'s ``tasks[].description`` too): people
+paste tokens and passwords into task descriptions and handoffs, and a log line is read by more
+people, and kept longer, than the tracker's rows. The client records each HTTP outcome with
+``record()``; ``logged()`` wraps a tool so the line carries the statuses of the requests that call
+made. Nothing here writes to stdout.
 """
 
 import functools
@@ -20,6 +24,10 @@ R = TypeVar("R")
 
 MAX_VALUE_CHARS = 80
 MAX_LINE_ARGS_CHARS = 600
+#: Fields whose value is whatever the caller wrote (text, or any JSON): logged as ``"<N chars>"``.
+FREE_FIELDS = frozenset(
+    {"content", "description", "prompt", "completion_notes", "notes", "review_notes", "result", "inputs", "outputs"}
+)
 
 _outcomes: ContextVar[list[str] | None] = ContextVar("tracker_http_outcomes", default=None)
 
@@ -31,6 +39,8 @@ def configure(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx2 logs each request at INFO; the revocation watch's own lines say what its requests did.
+    logging.getLogger("httpx2").setLevel(max(level, logging.WARNING))
 
 
 def record(outcome: int | str) -> None:
@@ -69,20 +79,29 @@ def logged(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def summarize(arguments: dict[str, Any]) -> str:
-    """Arguments as compact JSON with long strings cut, so content never floods the log."""
-    text = json.dumps(_truncate(arguments), default=str, ensure_ascii=False, separators=(",", ":"))
+    """Arguments as compact JSON, free text by size and long strings cut, so the log never floods."""
+    text = _compact(_loggable(arguments))
     return text if len(text) <= MAX_LINE_ARGS_CHARS else text[: MAX_LINE_ARGS_CHARS - 1] + "…"
 
 
-def _truncate(value: Any) -> Any:
+def _loggable(value: Any) -> Any:
     if isinstance(value, str):
         return (
             value if len(value) <= MAX_VALUE_CHARS else f"{value[:MAX_VALUE_CHARS]}…(+{len(value) - MAX_VALUE_CHARS})"
         )
     if isinstance(value, dict):
-        return {k: _truncate(v) for k, v in value.items()}
+        return {k: _size(v) if k in FREE_FIELDS and v is not None else _loggable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_truncate(v) for v in value]
+        return [_loggable(v) for v in value]
     if hasattr(value, "model_dump"):
-        return _truncate(value.model_dump(exclude_none=True))
+        return _loggable(value.model_dump(exclude_none=True))
     return value
+
+
+def _size(value: Any) -> str:
+    """``"<N chars>"``: N counts a string's characters, or JSON's in its compact form."""
+    return f"<{len(value if isinstance(value, str) else _compact(value))} chars>"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))

@@ -10,19 +10,22 @@ The pieces are the SDK's own: its bearer backend authenticates the request and i
 manager binds each MCP session to the key that opened it (another key gets 404 for that session);
 ``get_access_token()`` is the caller's key inside a tool. ``AuthSettings`` is not used on purpose:
 it would advertise an OAuth authorization server, and there is none (keys are made with
-``tracker keys create``). DNS-rebinding protection (Host and Origin checks) is always on.
+``tracker keys create``). DNS-rebinding protection (Host and Origin checks) is always on. A key's
+sessions end when the tracker revokes it (``revocation``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import uvicorn
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware, get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import DEFAULT_SESSION_IDLE_TIMEOUT
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -33,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .client import TrackerClient, build_session
 from .config import WILDCARD_HOSTS, Config
 from .errors import Unauthorized
+from .revocation import KeyWatches, SdkSessions, WatchSessions, key_digest
 from .server import build_server
 
 log = logging.getLogger(__name__)
@@ -57,7 +61,7 @@ class ForwardedKey:
         token = token.strip()
         if not token:
             return None
-        return AccessToken(token=token, client_id=hashlib.sha256(token.encode()).hexdigest(), scopes=[])
+        return AccessToken(token=token, client_id=key_digest(token), scopes=[])
 
 
 def request_key() -> str:
@@ -113,8 +117,13 @@ def allowed_names(config: Config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_app(server: MCPServer, config: Config) -> Starlette:
-    """The ASGI app: MCP at ``/mcp`` behind the key check, ``/health`` open."""
+def build_app(
+    server: MCPServer, config: Config, *, session_idle_timeout: float | None = DEFAULT_SESSION_IDLE_TIMEOUT
+) -> Starlette:
+    """The ASGI app: MCP at ``/mcp`` behind the key check, ``/health`` open.
+
+    ``session_idle_timeout`` is the SDK's (30 min); tests shorten it.
+    """
 
     @server.custom_route(HEALTH_PATH, methods=["GET"])
     async def health(request: Request) -> Response:
@@ -123,13 +132,32 @@ def build_app(server: MCPServer, config: Config) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH, host=config.host, transport_security=transport_security(config)
+        streamable_http_path=MCP_PATH,
+        host=config.host,
+        transport_security=transport_security(config),
+        session_idle_timeout=session_idle_timeout,
     )
-    # add_middleware puts each one outside the previous: authenticate, then expose, then require.
+    watches = KeyWatches(SdkSessions(server.session_manager), config.base_url, config.timeout)
+    _run_beside_sessions(app, watches)
+    # add_middleware puts each one outside the previous: authenticate, then expose, then require,
+    # then note which key opened which session.
+    app.add_middleware(WatchSessions, watches=watches, path=MCP_PATH, wait=config.timeout)
     app.add_middleware(KeyRequired)
     app.add_middleware(AuthContextMiddleware)
     app.add_middleware(AuthenticationMiddleware, backend=BearerAuthBackend(ForwardedKey()))
     return app
+
+
+def _run_beside_sessions(app: Starlette, watches: KeyWatches) -> None:
+    """Run the key watches for as long as the SDK's session manager runs (the app's lifespan)."""
+    sessions_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with sessions_lifespan(app), watches.running():
+            yield
+
+    app.router.lifespan_context = lifespan
 
 
 def serve(config: Config) -> None:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Awaitable, Callable
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 
 from mcp_tools.client import TrackerClient
-from mcp_tools.config import DEFAULT_URL
+from mcp_tools.config import DEFAULT_URL, Config
+from mcp_tools.http_server import build_app, request_key
 from mcp_tools.server import build_server
 
 T = TypeVar("T")
@@ -108,3 +113,28 @@ def with_bridge(env: dict[str, str], cwd: Path, steps: Callable[[Client], Awaita
             return await steps(mcp)
 
     return anyio.run(go)
+
+
+# The streamable HTTP bridge, in process
+
+
+@contextmanager
+def running_bridge(config: Config, **app_options: Any) -> Iterator[str]:
+    """Serve the streamable HTTP bridge of ``config`` (real ASGI app, uvicorn, lifespan) in a thread."""
+    tracker = TrackerClient(config, api_key=request_key)
+    app = build_app(build_server(tracker), config, **app_options)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=config.port, log_config=None, access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the bridge did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        tracker.close()

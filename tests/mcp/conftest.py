@@ -8,6 +8,8 @@ where the socket matters (refused connections, read timeouts, backoff, Retry-Aft
 from __future__ import annotations
 
 import json
+import queue
+import select
 import socket
 import threading
 import time
@@ -127,6 +129,108 @@ def scripted() -> Iterator[ScriptedTracker]:
     thread.start()
     yield state
     release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass(eq=False)
+class WatchConnection:
+    """One ``GET /whoami/watch`` the bridge made; ``revoke()`` or ``drop()`` ends it from the tracker's side."""
+
+    key: str
+    status: int
+    actions: queue.Queue[str] = field(default_factory=queue.Queue)
+    ended: threading.Event = field(default_factory=threading.Event)
+    closed_by_bridge: bool = False
+
+    def revoke(self) -> None:
+        self.actions.put("revoke")
+
+    def drop(self) -> None:
+        self.actions.put("drop")
+
+    def keep_alive(self) -> None:
+        self.actions.put("keep-alive")
+
+
+@dataclass
+class WatchTracker:
+    """A tracker that serves only ``/whoami/watch``, as the real one does, under the test's control."""
+
+    url: str = ""
+    connections: list[WatchConnection] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)
+
+    def of(self, key: str) -> list[WatchConnection]:
+        """The key's watch connections, oldest first."""
+        return [c for c in self.connections if c.key == key]
+
+
+@pytest.fixture
+def watch_tracker() -> Iterator[WatchTracker]:
+    state = WatchTracker()
+    stopping = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            conn = WatchConnection(key, 401 if key in state.refused else 200)
+            state.connections.append(conn)
+            try:
+                self._serve(conn)
+            finally:
+                conn.ended.set()
+
+        def _serve(self, conn: WatchConnection) -> None:
+            if self.path != "/whoami/watch" or conn.status != 200:
+                body = json.dumps({"status": 401, "code": "UNAUTHORIZED", "detail": "invalid or revoked API key"})
+                self.send_response(401 if conn.status == 401 else 404)
+                self.send_header("Content-Type", "application/problem+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()  # HTTP/1.0 without a length: the stream ends when the connection closes
+            try:
+                self._stream(conn)
+            except (BrokenPipeError, ConnectionResetError):  # a write after the bridge closed it
+                conn.closed_by_bridge = True
+
+        def _stream(self, conn: WatchConnection) -> None:
+            self.wfile.write(b": watching\n\n")
+            self.wfile.flush()
+            while not stopping.is_set():
+                try:
+                    action = conn.actions.get(timeout=0.01)
+                except queue.Empty:
+                    if self._closed_by_peer():
+                        conn.closed_by_bridge = True
+                        return
+                    continue
+                if action == "keep-alive":
+                    self.wfile.write(b": keep-alive\n\n")
+                    self.wfile.flush()
+                    continue
+                if action == "revoke":
+                    self.wfile.write(b'event: revoked\ndata: {"code": "UNAUTHORIZED", "detail": "revoked"}\n\n')
+                return
+
+        def _closed_by_peer(self) -> bool:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield state
+    stopping.set()
     server.shutdown()
     server.server_close()
 

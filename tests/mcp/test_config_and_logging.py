@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import responses
 
+from mcp_tools import calllog
 from mcp_tools.config import Config, ConfigError
 
-from .bridge_support import API_KEY, URL, ToolCall, problem
+from .bridge_support import API_KEY, URL, ToolCall, problem, task_json
+
+#: What a user might paste into a task or a handoff; it must never reach the bridge's log.
+FAKE_SECRET = "sk-live-FAKE0123456789abcdef"
 
 
 def test_defaults() -> None:
@@ -81,16 +87,77 @@ def test_a_failed_call_logs_its_status_and_error_and_truncates_content(
 ) -> None:
     http.post(f"{URL}/handoffs", **problem(403, "FORBIDDEN", "Forbidden", "read-only key"))
     content = "# Report\n" + "x" * 5000
+    topic = "weekly-report-" + "y" * 150
 
     with caplog.at_level(logging.INFO, logger="mcp_tools.calls"):
-        call("create_handoff", project_id="p", task="report", content=content)
+        call("create_handoff", project_id="p", task=topic, content=content)
 
     (record,) = [r for r in caplog.records if r.name == "mcp_tools.calls"]
     line = record.getMessage()
     assert "tool=create_handoff" in line and " http=403 " in line and line.endswith("error=ApiError")
-    assert "…(+" in line and len(line) < 800
+    assert f'"content":"<{len(content)} chars>"' in line  # free text: its size only
+    assert f'"task":"{topic[:80]}…(+{len(topic) - 80})"' in line  # other long strings: cut
+    assert len(line) < 800
     assert API_KEY not in caplog.text
     assert record.created  # the handler's formatter prints the time
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo a test's ``calllog.configure()``, which replaces the root logger's handlers."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_free_text_and_json_are_logged_by_size_so_pasted_secrets_stay_out(
+    http: responses.RequestsMock, call: ToolCall, restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calllog.configure(logging.INFO)  # the bridge's own setup: plain lines on stderr (here, the captured one)
+    http.post(f"{URL}/tasks/batch", json={"success": True, "tasks_added": 1, "task_ids": ["TASK-001"]})
+    http.put(f"{URL}/tasks/TASK-001/status", json={"updated_task": task_json("TASK-001")})
+    http.patch(f"{URL}/tasks/TASK-001", json=task_json("TASK-001"))
+    http.post(f"{URL}/handoffs", **problem(403, "FORBIDDEN", "Forbidden", "read-only key"))
+    http.post(f"{URL}/task/delegate", json={"task_id": "TASK-002", "status": "delegated"})
+    description = f"Deploy the release.\nUse the token {FAKE_SECRET} for the registry.\n" + "Steps: " * 40
+    secret_json = {"registry": {"token": FAKE_SECRET}}
+
+    new_task = {
+        "project_id": "release",
+        "title": "Deploy 1.4",
+        "description": description,
+        "notes": FAKE_SECRET,
+        "inputs": secret_json,
+        "outputs": [FAKE_SECRET],
+    }
+    call("add_task", tasks=[new_task])
+    call("update_task_status", task_id="TASK-001", status="completed", completion_notes=FAKE_SECRET, result=secret_json)
+    call("update_task", task_id="TASK-001", description=FAKE_SECRET, notes=FAKE_SECRET, outputs=secret_json)
+    call("create_handoff", project_id="release", task="deploy", content=f"key: {FAKE_SECRET}")
+    call("delegate_task", prompt=f"Log in with {FAKE_SECRET}")
+
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if " mcp_tools.calls tool=" in line]
+    assert len(lines) == 5, err
+    assert FAKE_SECRET not in err
+    assert FAKE_SECRET[:12] not in err  # not even the start of it, as truncation would keep
+    json_size = len(json.dumps(secret_json, separators=(",", ":")))
+    add_task = lines[0]
+    # The parameters spec 001 asks for are still there; free text and JSON by their size only.
+    assert '"project_id":"release","title":"Deploy 1.4"' in add_task
+    assert f'"description":"<{len(description)} chars>"' in add_task
+    assert f'"notes":"<{len(FAKE_SECRET)} chars>"' in add_task
+    assert f'"inputs":"<{json_size} chars>"' in add_task
+    assert f'"outputs":"<{len(FAKE_SECRET) + 4} chars>"' in add_task
+    assert '"task_id":"TASK-001","status":"completed"' in lines[1]
+    assert f'"completion_notes":"<{len(FAKE_SECRET)} chars>"' in lines[1]
+    assert f'"result":"<{json_size} chars>"' in lines[1]
+    assert f'"content":"<{len(FAKE_SECRET) + 5} chars>"' in lines[3]
+    assert '"prompt":"<' in lines[4] and '"type":"general","priority":5' in lines[4]
+    # An omitted field stays visibly omitted.
+    assert '"title":null' in lines[2] and '"description":"<' in lines[2]
 
 
 # Transport settings

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,19 +19,16 @@ import anyio
 import httpx2
 import pytest
 import responses
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 from requests import PreparedRequest
 
-from mcp_tools.client import TrackerClient
 from mcp_tools.config import Config
 from mcp_tools.errors import Unauthorized
-from mcp_tools.http_server import ForwardedKey, build_app, request_key, transport_security
-from mcp_tools.server import build_server
+from mcp_tools.http_server import ForwardedKey, request_key, transport_security
 
-from .bridge_support import URL, error_text, problem, task_json
+from .bridge_support import URL, error_text, problem, running_bridge, task_json
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -52,22 +48,8 @@ def free_port() -> int:
 @pytest.fixture
 def bridge_url(http: responses.RequestsMock) -> Iterator[str]:
     """A streamable HTTP bridge on a local port, for as long as the test runs (``http`` stubs the tracker)."""
-    config = Config(transport="streamable-http", port=free_port())
-    tracker = TrackerClient(config, api_key=request_key)
-    app = build_app(build_server(tracker), config)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=config.port, log_config=None, access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the bridge did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{config.port}"
-    server.should_exit = True
-    thread.join(10)
-    tracker.close()
+    with running_bridge(Config(transport="streamable-http", port=free_port())) as url:
+        yield url
 
 
 async def call_as(url: str, key: str, name: str, arguments: dict[str, Any]) -> CallToolResult:
