@@ -26,7 +26,19 @@ MAX_VALUE_CHARS = 80
 MAX_LINE_ARGS_CHARS = 600
 #: Fields whose value is whatever the caller wrote (text, or any JSON): logged as ``"<N chars>"``.
 FREE_FIELDS = frozenset(
-    {"content", "description", "prompt", "completion_notes", "notes", "review_notes", "result", "inputs", "outputs"}
+    {
+        "content",
+        "description",
+        "prompt",
+        "completion_notes",
+        "notes",
+        "review_notes",
+        "result",
+        "inputs",
+        "outputs",
+        "metadata",
+        "options",
+    }
 )
 
 _outcomes: ContextVar[list[str] | None] = ContextVar("tracker_http_outcomes", default=None)
