@@ -172,8 +172,11 @@ class TrackerClient:
         result: Any = None,
         project: str | None = None,
         agent: str | None = None,
+        review_notes: str | None = None,
     ) -> Task:
-        payload = _params(status=status, completion_notes=completion_notes or None, result=result, agent=agent)
+        payload = _params(
+            status=status, completion_notes=completion_notes or None, result=result, agent=agent, review_notes=review_notes
+        )
         body = self._request(
             "PUT", f"/tasks/{_ref(ref)}/status", params=_params(project=project), json=payload, subject=ref
         )

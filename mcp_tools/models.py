@@ -4,9 +4,9 @@ Fields the tracker may omit default to ``None`` (or empty), and fields it adds l
 ignored, so a newer tracker never breaks an older bridge. Timestamps stay ISO 8601 strings.
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 
 def compact_schema(schema: dict[str, Any]) -> None:
@@ -20,14 +20,20 @@ def compact_schema(schema: dict[str, Any]) -> None:
         prop.pop("default", None)
 
 
+# Text the tracker may leave out (null). Published as ``{}`` (any value): each such field costs a
+# tenth of the portable ``anyOf`` of string and null in ``tools/list``, where the Task alone is
+# repeated in four output schemas; the field's name says what it holds.
+Maybe = Annotated[str | None, WithJsonSchema({})]
+
+
 class Out(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra=compact_schema)
 
 
 class Dependency(Out):
     id: str
-    key: str | None = None
-    status: str | None = None
+    key: Maybe = None
+    status: Maybe = None
 
 
 class TaskSummary(Out):
@@ -37,38 +43,48 @@ class TaskSummary(Out):
     title: str
     status: str
     priority: str
-    assigned_to: str | None = None
+    assigned_to: Maybe = None
     tags: list[str] = []
-    due_date: str | None = None
+    due_date: Maybe = None
     updated_at: str
+
+
+class Children(Out):
+    total: int
+    by_status: dict[str, int] = {}
 
 
 class Task(TaskSummary):
     task_id: str = Field(description="Same as key.")
-    description: str | None = None
-    notes: str | None = None
-    completion_notes: str | None = None
+    description: Maybe = None
+    notes: Maybe = None
+    completion_notes: Maybe = None
     inputs: Any = None
     outputs: Any = None
     result: Any = None
-    related_handoff_id: str | None = None
+    related_handoff_id: Maybe = None
     depends_on: list[Dependency] = []
-    type: str | None = None
-    lease_expires_at: str | None = None
+    type: Maybe = None
+    lease_expires_at: Maybe = None
     created_at: str
-    completed_at: str | None = None
+    completed_at: Maybe = None
+    requires_review: bool = False
+    review_notes: Maybe = None
+    parent: Dependency | None = None
+    children: Children | None = None
 
 
 # A heartbeat's answer: just the lease, not the whole task again.
 class Lease(Out):
     task_id: str = Field(description="Task key.")
     status: str
-    assigned_to: str | None = None
-    lease_expires_at: str | None = None
+    assigned_to: Maybe = None
+    lease_expires_at: Maybe = None
 
 
 class NextTask(Out):
     task: Task | None = Field(description="null when no task matches.")
+    hint: Maybe = Field(None, description="Why task is null.")
 
 
 class Page(Out):
@@ -102,28 +118,28 @@ class Reservation(Out):
     reservation_id: str
     reserved_ids: list[str]
     expires_at: str
-    type: str | None = None
-    project: str | None = None
-    status: str | None = None
+    type: Maybe = None
+    project: Maybe = None
+    status: Maybe = None
 
 
 class HandoffBase(Out):
     id: str
     project: str
     task: str
-    direction: str | None = None
-    from_agent: str | None = None
-    to_agent: str | None = None
+    direction: Maybe = None
+    from_agent: Maybe = None
+    to_agent: Maybe = None
     status: str
-    response_to: str | None = None
-    expires_at: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
+    response_to: Maybe = None
+    expires_at: Maybe = None
+    created_at: Maybe = None
+    updated_at: Maybe = None
 
 
 # A list item carries the first line and the size instead of the content.
 class HandoffSummary(HandoffBase):
-    summary: str | None = None
+    summary: Maybe = None
     size: int | None = Field(None, description="Characters of content.")
 
 
@@ -145,10 +161,10 @@ class LogEntry(Out):
     timestamp: str
     type: str
     event: str | None = Field(None, description="e.g. task.created")
-    project: str | None = None
+    project: Maybe = None
     summary: str
-    id: str | None = None
-    actor: str | None = None
+    id: Maybe = None
+    actor: Maybe = None
 
 
 class LogPage(Out):
@@ -157,8 +173,8 @@ class LogPage(Out):
 
 class DelegationResult(Out):
     success: bool
-    output: str | None = None
-    error: str | None = None
+    output: Maybe = None
+    error: Maybe = None
 
 
 class Delegation(Out):

@@ -43,7 +43,7 @@ CREATE = hints()
 UPDATE = hints(idempotent=True)
 OVERWRITE = hints(destructive=True, idempotent=True)
 
-TaskStatus = Literal["pending", "in_progress", "blocked", "completed", "failed", "cancelled", "done"]
+TaskStatus = Literal["pending", "in_progress", "blocked", "in_review", "completed", "failed", "cancelled", "done"]
 Priority = Literal["critical", "high", "medium", "low"]
 
 ProjectId = Annotated[str, Field(min_length=1, description="Project name, e.g. 'ai-agent-mcp-server'.")]
@@ -65,4 +65,5 @@ Inputs = Annotated[Any, Field(description="What the task consumes (any JSON).")]
 Outputs = Annotated[Any, Field(description="What the task must produce (any JSON).")]
 DueDate = Annotated[str | None, Field(description="ISO 8601 date or time.")]
 DependsOn = Annotated[list[str] | None, Field(description="Keys or UUIDs of tasks that must complete first.")]
+Parent = Annotated[str | None, Field(description="Key or UUID of the parent task (same project).")]
 HandoffRef = Annotated[str | None, Field(description="UUID of a related handoff.")]

@@ -30,6 +30,7 @@ from .common import (
     UPDATE,
     Assignee,
     DependsOn,
+    Parent,
     Description,
     DueDate,
     HandoffRef,
@@ -70,6 +71,8 @@ class NewTask(BaseModel):
     due_date: DueDate = None
     depends_on: DependsOn = None
     related_handoff_id: HandoffRef = None
+    parent: Parent = None
+    requires_review: bool | None = Field(None, description="Done only after another key approves it.")
 
 
 def register(server: MCPServer, client: TrackerClient) -> None:
@@ -99,13 +102,16 @@ def register(server: MCPServer, client: TrackerClient) -> None:
         result: Annotated[Any, Field(description="Result to store with the task (any JSON).")] = None,
         project_id: KeyProject = None,
         agent: Annotated[str | None, Field(description="You; refused if another agent holds the task.")] = None,
+        review_notes: Annotated[str | None, Field(description="Reviewer's notes with a verdict.")] = None,
     ) -> Task:
         """Move a task to a new status and return the updated task.
 
         Moves follow the tracker's state machine; an impossible one fails with
         "Invalid status transition: <why>", an unknown task with "Task not found: <id>".
+        A task with requires_review goes in_review when done; another agent or person then approves
+        it (completed) or asks for changes (in_progress or pending), with review_notes.
         """
-        return client.set_status(task_id, status, completion_notes, result, project_id, agent)
+        return client.set_status(task_id, status, completion_notes, result, project_id, agent, review_notes)
 
     @tool(server, UPDATE)
     def heartbeat_task(
@@ -137,17 +143,26 @@ def register(server: MCPServer, client: TrackerClient) -> None:
         assigned_to: Annotated[str | None, Field(description="Only tasks of this assignee.")] = None,
         priority: Annotated[Priority | None, Field(description="Only tasks of this priority.")] = None,
         tag: Annotated[str | None, Field(description="Only tasks with this tag.")] = None,
+        parent: Annotated[str | None, Field(description="Only children of this task.")] = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> TaskPage:
         """List task summaries (no descriptions), filtered and paged. get_task has the details."""
         return client.list_tasks(
-            limit, offset, project=project_id, status=status, assigned_to=assigned_to, priority=priority, tag=tag
+            limit,
+            offset,
+            project=project_id,
+            status=status,
+            assigned_to=assigned_to,
+            priority=priority,
+            tag=tag,
+            parent=parent,
         )
 
     @tool(server, READ)
     def get_task(task_id: TaskRef, project_id: KeyProject = None) -> Task:
-        """Return one task with every field: description, notes, inputs, outputs, dependencies, result."""
+        """Return one task with every field: description, notes, inputs, outputs, dependencies, result,
+        parent and children counts."""
         return client.get_task(task_id, project_id)
 
     @tool(server, OVERWRITE)
@@ -165,6 +180,7 @@ def register(server: MCPServer, client: TrackerClient) -> None:
         due_date: DueDate = None,
         depends_on: DependsOn = None,
         related_handoff_id: HandoffRef = None,
+        parent: Parent = None,
     ) -> Task:
         """Change the given fields of a task (omitted ones stay). Use update_task_status for status."""
         changes = {
@@ -179,6 +195,7 @@ def register(server: MCPServer, client: TrackerClient) -> None:
             "due_date": due_date,
             "depends_on": depends_on,
             "related_handoff_id": related_handoff_id,
+            "parent": parent,
         }
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:

@@ -43,7 +43,7 @@ def test_2_get_next_task_returns_null_when_nothing_is_pending(http: responses.Re
     result = call("get_next_task", project_id=PROJECT)
 
     assert not result.is_error
-    assert result.structured_content == {"task": None}
+    assert result.structured_content["task"] is None
 
 
 def test_3_update_task_status_completes_the_task(http: responses.RequestsMock, call: ToolCall) -> None:
