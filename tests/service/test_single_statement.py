@@ -1,4 +1,4 @@
-"""Routes marked single_statement run in autocommit without an Idempotency-Key, so each must do its
+"""Routes marked AUTOCOMMIT run in autocommit without an Idempotency-Key, so each must do its
 whole write in one SQL statement: two would commit separately and could be half done."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from tests.helpers import ok
 from tracker_service.app import create_app
 from tracker_service.db import hot
 from tracker_service.settings import Settings
+from tracker_service.web.params import AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY
 
 # Every single-statement route and a request that makes it write.
 REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
@@ -36,7 +37,7 @@ def single_statement_routes(app: Any) -> set[tuple[str, str]]:
     found = set()
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
-            if handler.opt.get("single_statement"):
+            if handler.opt.get(AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY):
                 found |= {(method, route.path) for method in handler.http_methods}
     return found
 

@@ -7,12 +7,12 @@ from uuid import UUID
 from litestar import Request
 from pydantic import TypeAdapter, ValidationError
 
+from tracker_service.domain.common import ProjectName
 from tracker_service.domain.events.service import EventLog
 from tracker_service.domain.handoffs.service import HandoffService
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.domain.projects.service import ProjectService
 from tracker_service.domain.tasks.service import TaskService
-from tracker_service.domain.common import ProjectName
 from tracker_service.errors import InvalidRequest
 
 _PROJECT: TypeAdapter[str] = TypeAdapter(ProjectName)

@@ -6,7 +6,7 @@ An Idempotency-Key is recorded inside that same transaction: the work and its re
 commit together or not at all, and a concurrent repeat blocks on the record's primary key
 until the first finishes, then replays its response.
 
-A route whose whole write is one SQL statement says so (`opt={"single_statement": True}`);
+A route whose whole write is one SQL statement says so (`opt=AUTOCOMMIT`, web.params);
 without an Idempotency-Key its request runs in autocommit: the statement commits by itself
 before the response is built, with no BEGIN/COMMIT round trips and row locks held only for
 the statement (tests/service/test_single_statement.py keeps those routes at one statement).
@@ -14,36 +14,29 @@ the statement (tests/service/test_single_statement.py keeps those routes at one 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tracker_service.db.hot import HotStatement
-from tracker_service.db.models import idempotency_records
 from tracker_service.domain.keys.service import Principal, authenticate
 from tracker_service.errors import (
-    Conflict,
     Forbidden,
-    IdempotencyKeyReused,
     InvalidRequest,
     RateLimited,
     TrackerError,
     Unauthorized,
 )
+from tracker_service.idempotency import CapturedResponse, claim_idempotency_key, request_hash, store_response
 from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
 from tracker_service.web.body import parse_json_body
+from tracker_service.web.params import AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENT_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -104,32 +97,6 @@ def api_key_from(headers: Headers) -> str:
     raise Unauthorized("no API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
 
 
-@dataclass
-class CapturedResponse:
-    messages: list[Message] = field(default_factory=list)
-    status: int = 500
-
-    async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-        self.messages.append(message)
-
-    async def replay(self, send: Send) -> None:
-        for message in self.messages:
-            await send(message)
-
-    def body(self) -> bytes:
-        return b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
-
-    def content_type(self) -> str:
-        for m in self.messages:
-            if m["type"] == "http.response.start":
-                for k, v in m.get("headers", []):
-                    if k.lower() == b"content-type":
-                        return v.decode("latin-1")
-        return "application/json"
-
-
 class RequestContext(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = "public"
@@ -167,7 +134,7 @@ class RequestContext(ASGIMiddleware):
             return
         idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
         async with self.engine.connect() as conn:
-            autocommit = writes and idem_key is None and opt.get("single_statement", False)
+            autocommit = writes and idem_key is None and opt.get(AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, False)
             if autocommit:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             principal = await self._authorize(conn, key, needed, scope)
@@ -276,75 +243,3 @@ def _replaying_receive(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-def request_hash(scope: Scope, body: bytes) -> str:
-    h = hashlib.sha256()
-    for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body):
-        h.update(part)
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-# Prepared once: every write with an Idempotency-Key runs them, in the request's transaction.
-_THIS_KEY = (
-    idempotency_records.c.tenant == bindparam("b_tenant"),
-    idempotency_records.c.key == bindparam("b_key"),
-)
-_CLAIM_KEY = HotStatement(
-    pg_insert(idempotency_records)
-    .values(tenant=bindparam("b_tenant"), key=bindparam("b_key"), request_hash=bindparam("b_hash"))
-    .on_conflict_do_nothing()
-    .returning(idempotency_records.c.key)
-)
-_STORED = HotStatement(select(idempotency_records).where(*_THIS_KEY))
-_STORE = HotStatement(
-    update(idempotency_records)
-    .where(*_THIS_KEY)
-    .values(status_code=bindparam("b_status"), content_type=bindparam("b_type"), body=bindparam("b_body"))
-)
-
-
-async def claim_idempotency_key(
-    conn: AsyncConnection, principal: Principal, key: str, request_hash: str
-) -> CapturedResponse | None:
-    """Record the key in this transaction; return the stored response if it was used before."""
-    if not key or len(key) > 255:
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
-    if await _CLAIM_KEY.first(conn, {"b_tenant": principal.tenant, "b_key": key, "b_hash": request_hash}):
-        return None
-    row = await _STORED.first(conn, {"b_tenant": principal.tenant, "b_key": key})
-    if row is None:  # swept away (records live 24 h) between the two statements
-        raise Conflict(f"Idempotency-Key {key!r} expired just now; retry the request with a new key")
-    if row["request_hash"] != request_hash:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was already used with a different request; use a new key for a new request"
-        )
-    return _stored_response(row)
-
-
-def _stored_response(row: dict[str, Any]) -> CapturedResponse:
-    body = bytes(row["body"] or b"")
-    headers = [
-        (b"content-type", (row["content_type"] or "application/json").encode("latin-1")),
-        (b"content-length", str(len(body)).encode()),
-        (b"idempotent-replayed", b"true"),
-    ]
-    return CapturedResponse(
-        messages=[
-            {"type": "http.response.start", "status": row["status_code"], "headers": headers},
-            {"type": "http.response.body", "body": body, "more_body": False},
-        ],
-        status=row["status_code"],
-    )
-
-
-async def store_response(conn: AsyncConnection, principal: Principal, key: str, captured: CapturedResponse) -> None:
-    await store_body(conn, principal, key, captured.status, captured.content_type(), captured.body())
-
-
-async def store_body(
-    conn: AsyncConnection, principal: Principal, key: str, status: int, content_type: str, body: bytes
-) -> None:
-    params = {"b_tenant": principal.tenant, "b_key": key, "b_status": status, "b_type": content_type, "b_body": body}
-    await _STORE.run(conn, params)

@@ -24,9 +24,9 @@ from tracker_service.domain.keys.service import Principal, wait_while_valid
 from tracker_service.domain.tasks.schemas import TaskIn, TaskOut
 from tracker_service.domain.tasks.service import TaskService
 from tracker_service.errors import Timeout
+from tracker_service.idempotency import claim_idempotency_key, store_body
 from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
-from tracker_service.web.middleware import claim_idempotency_key, store_body
 
 FINISHED = ("completed", "failed", "cancelled")
 

@@ -19,7 +19,7 @@ from tracker_service.domain.ids.schemas import (
 )
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.web.deps import one_of, page_limit, parse_uuid, provide_ids
-from tracker_service.web.params import Limit, Offset, ProjectIdQuery, ProjectQuery, TextQuery
+from tracker_service.web.params import AUTOCOMMIT, Limit, Offset, ProjectIdQuery, ProjectQuery, TextQuery
 
 RESERVATION_STATUSES = ("active", "lapsed", "committed", "released")
 TypeQuery = Annotated[str | None, QueryParameter(description="Artifact type, e.g. US", max_length=20)]
@@ -42,7 +42,8 @@ class IdController(Controller):
         scope = AllocateIn.model_validate({"type": type, "project_id": project or project_id})
         return await id_registry.peek(scope.project_id, scope.type)
 
-    @post("/next", opt={"single_statement": True})
+    # One statement: runs in autocommit when the request has no Idempotency-Key (web.params).
+    @post("/next", opt=AUTOCOMMIT)
     async def allocate_id(self, id_registry: NamedDependency[IdRegistry], data: JSONBody[AllocateIn]) -> NextIdOut:
         """Allocate the next ID atomically: no two callers ever get the same one."""
         return await id_registry.allocate(data.project_id, data.type)

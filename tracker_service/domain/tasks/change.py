@@ -30,11 +30,12 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import (
     Boolean,
-    any_,
     Interval,
     Text,
+    any_,
     bindparam,
     case,
     cast,
@@ -49,7 +50,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
-from psycopg.types.json import Jsonb
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.hot import HotStatement

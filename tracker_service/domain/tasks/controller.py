@@ -23,7 +23,16 @@ from tracker_service.domain.tasks.service import TaskService
 from tracker_service.domain.tasks.states import PRIORITIES, STATUSES
 from tracker_service.errors import InvalidRequest
 from tracker_service.web.deps import one_of, page_limit, provide_tasks
-from tracker_service.web.params import Limit, Offset, ProjectIdQuery, ProjectQuery, RefProject, TaskRefPath, TextQuery
+from tracker_service.web.params import (
+    AUTOCOMMIT,
+    Limit,
+    Offset,
+    ProjectIdQuery,
+    ProjectQuery,
+    RefProject,
+    TaskRefPath,
+    TextQuery,
+)
 
 StatusFilter = Annotated[str | None, QueryParameter(description="Status, or several comma-separated")]
 DONE = {"done": "completed"}
@@ -87,7 +96,8 @@ class TaskController(Controller):
         statuses = one_of("status", status, STATUSES, DONE) or ["pending"]
         return await task_service.peek_next(_required(project or project_id), statuses[0], agent)
 
-    @post("/next", status_code=200, opt={"single_statement": True})
+    # One statement: runs in autocommit when the request has no Idempotency-Key (web.params).
+    @post("/next", status_code=200, opt=AUTOCOMMIT)
     async def claim_next_task(self, task_service: NamedDependency[TaskService], data: JSONBody[ClaimIn]) -> NextTaskOut:
         """Atomically take the next ready task for an agent (in_progress, leased); null when none is left."""
         return await task_service.claim_next(data)
