@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -145,3 +146,29 @@ def api(tracker_url: str, api_key: str) -> Iterator[httpx.Client]:
 @pytest.fixture
 def project() -> str:
     return f"proj-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def app_with(pg_url: str) -> Iterator[Callable[..., Any]]:
+    """The tracker in this process with some settings changed: `app_with(metrics=False, key=K)`
+    is a Litestar test client (an httpx client) of `create_app(Settings(...))`, started and
+    stopped with the test. Cheaper than a whole `tracker serve` for one setting."""
+    from litestar.testing import TestClient
+
+    from tracker_service.app import create_app
+    from tracker_service.settings import Settings
+
+    clients: list[Any] = []
+
+    def build(key: str | None = None, **settings: Any) -> Any:
+        base = {"database_url": pg_url, "sweep_interval_seconds": 3600, "rate_limit_per_minute": 0}
+        client = TestClient(create_app(Settings(**{**base, **settings})))
+        client.__enter__()
+        clients.append(client)
+        if key:
+            client.headers["Authorization"] = f"Bearer {key}"
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)

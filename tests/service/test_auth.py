@@ -111,37 +111,36 @@ def test_tenants_see_and_change_nothing_of_each_other(tracker_url, make_key, pro
         assert ok(a.post("/ids/next", json={"type": "US", "project_id": project}), 201)["next_id"] == "US-003"
 
 
-def test_rate_limit_per_key(spawn_tracker, make_key):
-    limited = spawn_tracker(TRACKER_RATE_LIMIT_PER_MINUTE="3")
-    with client_for(limited.url, make_key()) as c, client_for(limited.url, make_key()) as other:
-        for _ in range(3):
-            ok(c.get("/tasks"))
-        resp = c.get("/tasks")
-        problem(resp, 429, "RATE_LIMITED")
-        assert int(resp.headers["retry-after"]) >= 1
-        ok(other.get("/tasks"))  # the limit is per key
+def test_rate_limit_per_key(app_with, make_key):
+    limited = app_with(rate_limit_per_minute=3)
+    mine, theirs = ({"Authorization": f"Bearer {make_key()}"} for _ in range(2))
+    for _ in range(3):
+        ok(limited.get("/tasks", headers=mine))
+    resp = limited.get("/tasks", headers=mine)
+    problem(resp, 429, "RATE_LIMITED")
+    assert int(resp.headers["retry-after"]) >= 1
+    ok(limited.get("/tasks", headers=theirs))  # the limit is per key
 
 
-def test_body_limit_is_413(spawn_tracker, tracker_url, api_key, project):
-    small = spawn_tracker(TRACKER_MAX_BODY_BYTES="2000")
-    with client_for(small.url, api_key) as c:
-        body = problem(
-            c.post("/tasks", json={"project": project, "title": "x", "description": "y" * 3000}),
-            413,
-            "PAYLOAD_TOO_LARGE",
-        )
-        assert "2000" in body["detail"]
+def test_body_limit_is_413(app_with, tracker_url, api_key, project):
+    c = app_with(max_body_bytes=2000, key=api_key)
+    body = problem(
+        c.post("/tasks", json={"project": project, "title": "x", "description": "y" * 3000}),
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
+    assert "2000" in body["detail"]
 
-        def chunks():  # no Content-Length: the limit holds for streamed bodies too
-            yield b'{"project": "p", "description": "'
-            for _ in range(10):
-                yield b"z" * 500
-            yield b'"}'
+    def chunks():  # no Content-Length: the limit holds for streamed bodies too
+        yield b'{"project": "p", "description": "'
+        for _ in range(10):
+            yield b"z" * 500
+        yield b'"}'
 
-        problem(
-            c.post("/tasks", content=chunks(), headers={"content-type": "application/json"}), 413, "PAYLOAD_TOO_LARGE"
-        )
-        ok(c.post("/tasks", json={"project": project, "title": "fits"}), 201)
+    problem(
+        c.post("/tasks", content=chunks(), headers={"content-type": "application/json"}), 413, "PAYLOAD_TOO_LARGE"
+    )
+    ok(c.post("/tasks", json={"project": project, "title": "fits"}), 201)
     with client_for(tracker_url, api_key) as c:  # the default limit is 1 MiB
         big = {"project": project, "title": "x", "description": "y" * (1024 * 1024 + 1)}
         problem(c.post("/tasks", json=big), 413, "PAYLOAD_TOO_LARGE")

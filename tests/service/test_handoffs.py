@@ -155,12 +155,11 @@ def test_expired_handoffs_are_archived_and_logged(api, db, pg_url, tracker_url, 
     assert log[0]["actor"] == "tracker" and log[0]["id"] == h["id"]
 
 
-def test_public_content_can_be_turned_off(spawn_tracker, api_key, project):
-    closed = spawn_tracker(TRACKER_PUBLIC_CONTENT="false")
-    with client_for(closed.url, api_key) as c:
-        h = handoff(c, project)
-        assert h["public_url"] is None
-        problem(httpx.get(f"{closed.url}/handoffs/{h['id']}/content"), 404, "HANDOFF_NOT_FOUND")
+def test_public_content_can_be_turned_off(app_with, api_key, project):
+    closed = app_with(public_content=False, key=api_key)
+    h = handoff(closed, project)
+    assert h["public_url"] is None
+    problem(closed.get(f"/handoffs/{h['id']}/content", headers={"Authorization": ""}), 404, "HANDOFF_NOT_FOUND")
 
 
 def test_related_handoff_on_tasks(api, project):

@@ -7,7 +7,6 @@ import time
 
 from sqlalchemy import text
 
-from tests.conftest import client_for
 from tests.helpers import ok, problem
 from tracker_service.db.engine import create_engine
 from tracker_service.sweeper import sweep_once
@@ -74,13 +73,12 @@ def test_a_live_lease_is_not_swept(api, pg_url, project):
     assert ok(api.get(f"/tasks/{task['id']}"))["status"] == "in_progress"
 
 
-def test_the_running_tracker_sweeps_by_itself(spawn_tracker, api_key, db, project):
-    tracker = spawn_tracker(TRACKER_SWEEP_INTERVAL_SECONDS="1")
-    with client_for(tracker.url, api_key) as c:
-        ok(c.post("/tasks", json={"project": project, "title": "forgotten"}), 201)
-        task = ok(c.post("/tasks/next", json={"project": project, "agent": "gone", "lease_seconds": 60}))["task"]
-        expire_lease(db, task["id"])
-        deadline = time.monotonic() + 30
-        while ok(c.get(f"/tasks/{task['id']}"))["status"] != "pending" and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert ok(c.get(f"/tasks/{task['id']}"))["status"] == "pending"
+def test_the_running_tracker_sweeps_by_itself(app_with, api_key, db, project):
+    c = app_with(sweep_interval_seconds=1, key=api_key)
+    ok(c.post("/tasks", json={"project": project, "title": "forgotten"}), 201)
+    task = ok(c.post("/tasks/next", json={"project": project, "agent": "gone", "lease_seconds": 60}))["task"]
+    expire_lease(db, task["id"])
+    deadline = time.monotonic() + 30
+    while ok(c.get(f"/tasks/{task['id']}"))["status"] != "pending" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ok(c.get(f"/tasks/{task['id']}"))["status"] == "pending"

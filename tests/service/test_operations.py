@@ -50,9 +50,8 @@ def test_metrics_count_requests_claims_ids_and_pool(tracker_url, api, project):
     assert not any("NOPE-1" in line for line in after)
 
 
-def test_metrics_can_be_turned_off(spawn_tracker):
-    quiet = spawn_tracker(TRACKER_METRICS="false")
-    assert httpx.get(quiet.url + "/metrics").status_code == 404
+def test_metrics_can_be_turned_off(app_with):
+    assert app_with(metrics=False).get("/metrics").status_code == 404
 
 
 def test_every_response_carries_a_request_id(tracker_url, api):

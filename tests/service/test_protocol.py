@@ -9,31 +9,9 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from collections.abc import Iterator
-
-import pytest
-from litestar.testing import TestClient
 
 from tests.helpers import ok, problem
-from tracker_service.app import create_app
 from tracker_service.logs import TextFormatter
-from tracker_service.settings import Settings
-
-
-@pytest.fixture
-def app_with(pg_url: str) -> Iterator:  # type: ignore[type-arg]
-    clients: list[TestClient] = []
-
-    def build(**settings: object) -> TestClient:
-        base = {"database_url": pg_url, "sweep_interval_seconds": 3600, "rate_limit_per_minute": 0}
-        client = TestClient(create_app(Settings(**{**base, **settings})))  # type: ignore[arg-type]
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def test_public_text_has_one_charset_and_nosniff(api, tracker_url):
