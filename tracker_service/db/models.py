@@ -1,4 +1,5 @@
-"""All tables, as SQLAlchemy Core. The schema itself is built by the Alembic revisions."""
+"""All tables, as SQLAlchemy Core. The schema itself is built by the Alembic revisions; these
+definitions match it, indexes and constraints included (tests/service/test_schema_drift.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,35 @@ from sqlalchemy import (
     Computed,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
+
+
+class Xid8(UserDefinedType):  # type: ignore[type-arg]
+    """PostgreSQL's 64-bit transaction id (events.txid orders the live event stream)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "xid8"
+
+
+ischema_names["xid8"] = Xid8  # so reflection (the schema drift test) knows the type too
 
 
 def _ts(name: str, nullable: bool = False) -> Column:
@@ -40,6 +58,7 @@ api_keys = Table(
     Column("prefix", Text, nullable=False),
     _ts("created_at"),
     _ts("revoked_at", nullable=True),
+    Index("api_keys_active_name", "tenant", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
 )
 
 tasks = Table(
@@ -76,6 +95,26 @@ tasks = Table(
     Column("auto_complete", Boolean, nullable=False, server_default=text("false")),
     # Children neither completed nor cancelled; kept by a trigger (migration 0008).
     Column("open_children", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("tenant", "project", "key", name="tasks_key_unique"),
+    ForeignKeyConstraint(
+        ["related_handoff_id"], ["handoffs.id"], name="tasks_related_handoff_fk", ondelete="SET NULL"
+    ),
+    # The claim and next-task queries walk these in priority order and stop at the first hit.
+    Index(
+        "tasks_ready", "tenant", "project", "priority_rank", "created_at", "id",
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index(
+        "tasks_ready_typed", "tenant", "project", "type", "priority_rank", "created_at", "id",
+        postgresql_where=text("status = 'pending' AND type IS NOT NULL"),
+    ),
+    Index("tasks_by_key", "tenant", "key"),
+    Index("tasks_list", "tenant", "project", "status", "priority_rank", "created_at"),
+    Index("tasks_list_order", "tenant", "project", "priority_rank", "created_at", "id"),
+    Index("tasks_assigned", "tenant", "assigned_to", postgresql_where=text("assigned_to IS NOT NULL")),
+    Index("tasks_tags", "tags", postgresql_using="gin"),
+    Index("tasks_lease", "lease_expires_at", postgresql_where=text("status = 'in_progress'")),
+    Index("tasks_children", "parent_id", "status", postgresql_where=text("parent_id IS NOT NULL")),
 )
 
 project_settings = Table(
@@ -93,6 +132,7 @@ task_dependencies = Table(
     metadata,
     Column("task_id", UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
     Column("depends_on_id", UUID(as_uuid=True), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Index("task_dependencies_reverse", "depends_on_id"),
 )
 
 # Appended to by triggers (migration 0006): the number of tasks of a project in a status is the
@@ -104,6 +144,7 @@ task_totals = Table(
     Column("project", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("delta", BigInteger, nullable=False),
+    Index("task_totals_scope", "tenant", "project", "status", postgresql_include=["delta"]),
 )
 
 id_counters = Table(
@@ -141,6 +182,7 @@ id_reservations = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     _ts("created_at"),
     _ts("closed_at", nullable=True),
+    Index("id_reservations_scope", "tenant", "project", "type", "created_at"),
 )
 
 idempotency_records = Table(
@@ -153,6 +195,7 @@ idempotency_records = Table(
     Column("content_type", Text),
     Column("body", LargeBinary),
     _ts("created_at"),
+    Index("idempotency_records_age", "created_at"),
 )
 
 handoffs = Table(
@@ -171,6 +214,13 @@ handoffs = Table(
     Column("expires_at", DateTime(timezone=True)),
     _ts("created_at"),
     _ts("updated_at"),
+    Index("handoffs_list", "tenant", text("created_at DESC"), text("id DESC")),
+    Index("handoffs_project", "tenant", "project", text("created_at DESC")),
+    Index("handoffs_inbox", "tenant", "to_agent", "status"),
+    Index("handoffs_replies", "response_to", postgresql_where=text("response_to IS NOT NULL")),
+    Index(
+        "handoffs_expiry", "expires_at", postgresql_where=text("status <> 'archived' AND expires_at IS NOT NULL")
+    ),
 )
 
 events = Table(
@@ -185,4 +235,10 @@ events = Table(
     Column("summary", Text, nullable=False),
     Column("data", JSONB(none_as_null=True)),
     _ts("created_at"),
+    # The committing transaction's id: the live stream sends an event only once every transaction
+    # that could commit an earlier one has ended (domain.events.stream).
+    Column("txid", Xid8(), nullable=False, server_default=text("pg_current_xact_id()")),
+    Index("events_tenant_time", "tenant", text("created_at DESC"), text("id DESC")),
+    Index("events_tenant_project", "tenant", "project", text("id DESC")),
+    Index("events_stream", "tenant", "txid", "id"),
 )
