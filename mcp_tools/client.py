@@ -175,7 +175,11 @@ class TrackerClient:
         review_notes: str | None = None,
     ) -> Task:
         payload = _params(
-            status=status, completion_notes=completion_notes or None, result=result, agent=agent, review_notes=review_notes
+            status=status,
+            completion_notes=completion_notes or None,
+            result=result,
+            agent=agent,
+            review_notes=review_notes,
         )
         body = self._request(
             "PUT", f"/tasks/{_ref(ref)}/status", params=_params(project=project), json=payload, subject=ref

@@ -137,9 +137,7 @@ def test_body_limit_is_413(app_with, tracker_url, api_key, project):
             yield b"z" * 500
         yield b'"}'
 
-    problem(
-        c.post("/tasks", content=chunks(), headers={"content-type": "application/json"}), 413, "PAYLOAD_TOO_LARGE"
-    )
+    problem(c.post("/tasks", content=chunks(), headers={"content-type": "application/json"}), 413, "PAYLOAD_TOO_LARGE")
     ok(c.post("/tasks", json={"project": project, "title": "fits"}), 201)
     with client_for(tracker_url, api_key) as c:  # the default limit is 1 MiB
         big = {"project": project, "title": "x", "description": "y" * (1024 * 1024 + 1)}

@@ -83,17 +83,17 @@ def test_every_stored_json_value_has_one_depth_and_size_rule(api, project):
 
 def test_bodies_too_deep_to_parse_and_numbers_json_cannot_hold(api, project):
     for depth in (1000, 100_000):
-        raw = '{"project": "%s", "title": "x", "inputs": %s%s}' % (project, "[" * depth, "]" * depth)
+        raw = '{{"project": "{}", "title": "x", "inputs": {}{}}}'.format(project, "[" * depth, "]" * depth)
         assert "too deeply" in problem(api.post("/tasks", content=raw, headers=JSON), 400, "INVALID_REQUEST")["detail"]
-    raw = '{"project": "%s", "title": "x", "inputs": {"n": 1e400}}' % project
+    raw = f'{{"project": "{project}", "title": "x", "inputs": {{"n": 1e400}}}}'
     body = problem(api.post("/tasks", content=raw, headers=JSON), 400, "INVALID_REQUEST")
     assert field_of(body) == "inputs" and "finite" in body["detail"]
     for constant in ("NaN", "Infinity", "-Infinity"):
-        raw = '{"project": "%s", "title": "x", "inputs": %s}' % (project, constant)
+        raw = f'{{"project": "{project}", "title": "x", "inputs": {constant}}}'
         problem(api.post("/tasks", content=raw, headers=JSON), 400, "INVALID_REQUEST")
-    raw = '{"project": "%s", "title": "lone \\ud800 surrogate"}' % project
+    raw = f'{{"project": "{project}", "title": "lone \\ud800 surrogate"}}'
     assert field_of(problem(api.post("/tasks", content=raw, headers=JSON), 400, "INVALID_REQUEST")) == "title"
-    raw = '{"project": "%s", "title": "x", "inputs": {"a": ["ok", "\\u0000"]}}' % project
+    raw = f'{{"project": "{project}", "title": "x", "inputs": {{"a": ["ok", "\\u0000"]}}}}'
     assert field_of(problem(api.post("/tasks", content=raw, headers=JSON), 400, "INVALID_REQUEST")) == "inputs.a.1"
     assert total(api, project) == 0
 
@@ -106,7 +106,7 @@ def test_bodies_must_be_json_without_repeated_keys(api, project):
         assert "application/json" in problem(resp, 415, "UNSUPPORTED_MEDIA_TYPE")["detail"]
     for content_type in ("application/json", "application/json; charset=utf-8", "application/merge-patch+json"):
         ok(api.post("/tasks", content=raw, headers={"Content-Type": content_type}), 201)
-    raw = '{"project": "%s", "title": "first", "title": "second"}' % project
+    raw = f'{{"project": "{project}", "title": "first", "title": "second"}}'
     assert field_of(problem(api.post("/tasks", content=raw, headers=JSON), 400, "INVALID_REQUEST")) == "title"
     problem(api.post("/tasks", content=b'{"project": "\xff"}', headers=JSON), 400, "INVALID_REQUEST")
     assert total(api, project) == 3
@@ -129,8 +129,17 @@ def test_bodies_must_be_json_without_repeated_keys(api, project):
         ("/tasks", {"project": "P", "title": "t", "priority": "HIGH"}, "priority"),
         ("/tasks", {"project": " P", "title": "t"}, "project"),
         ("/tasks", {"project": "P", "title": "   "}, "title"),
-        ("/handoffs", {"project": "P", "task": "t", "direction": "cc_to_ai", "content": "c",
-                       "expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),
+        (
+            "/handoffs",
+            {
+                "project": "P",
+                "task": "t",
+                "direction": "cc_to_ai",
+                "content": "c",
+                "expires_at": "2020-01-01T00:00:00Z",
+            },
+            "expires_at",
+        ),
         ("/task/delegate", {"type": "code", "prompt": "p" * 100_001}, "prompt"),
     ],
 )

@@ -110,7 +110,8 @@ def test_a_deadlock_is_a_retryable_write_conflict_that_changes_nothing(api, db, 
             # first, it is the side PostgreSQL's deadlock check (after deadlock_timeout) rolls back.
             edit = pool.submit(api.patch, f"/tasks/{a['id']}", json={"depends_on": [b["id"]], "notes": "edited"})
             waiting = text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%task_dependencies%'"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND query LIKE '%task_dependencies%'"
             )
             deadline = time.monotonic() + 30
             # Until the edit waits for b (asked outside the holder's transaction, whose view of

@@ -62,8 +62,9 @@ def test_placement_rules_name_the_parent_field(api, project):
     deep = problem(api.post("/tasks", json={"project": project, "title": "9", "parent": "L8"}), 400, "INVALID_REQUEST")
     assert deep["errors"][0]["field"] == "parent" and "8" in deep["detail"]
     other = task(api, f"{project}-x", "elsewhere")
-    wrong = problem(api.post("/tasks", json={"project": project, "title": "x", "parent": other["id"]}), 400,
-                    "INVALID_REQUEST")
+    wrong = problem(
+        api.post("/tasks", json={"project": project, "title": "x", "parent": other["id"]}), 400, "INVALID_REQUEST"
+    )
     assert wrong["errors"][0]["field"] == "parent"
     loop = problem(api.patch(f"/tasks/{root['id']}", json={"parent": "L5"}), 400, "INVALID_REQUEST")
     assert loop["errors"][0]["field"] == "parent" and "ancestor" in loop["detail"]
@@ -111,11 +112,11 @@ def test_a_child_finishing_while_its_parent_is_claimed(tracker_url, api_key, api
         child = task(api, p, "child", parent=parent["id"], priority="low")
         status(api, child["id"], "in_progress", agent="w")
 
-        def finish() -> int:
+        def finish(child: dict = child) -> int:
             with client_for(tracker_url, api_key) as c:
                 return c.put(f"/tasks/{child['id']}/status", json={"status": "completed", "agent": "w"}).status_code
 
-        def claim() -> dict | None:
+        def claim(p: str = p) -> dict | None:
             with client_for(tracker_url, api_key) as c:
                 return ok(c.post("/tasks/next", json={"project": p, "agent": "x"}))["task"]
 
@@ -132,13 +133,15 @@ def test_completing_a_parent_races_adding_a_child(tracker_url, api_key, api, pro
     for round_ in range(10):
         parent = task(api, project, f"parent {round_}")
 
-        def complete() -> int:
+        def complete(parent: dict = parent) -> int:
             with client_for(tracker_url, api_key) as c:
                 return c.put(f"/tasks/{parent['id']}/status", json={"status": "completed"}).status_code
 
-        def add() -> int:
+        def add(parent: dict = parent) -> int:
             with client_for(tracker_url, api_key) as c:
-                return c.post("/tasks", json={"project": project, "title": "new child", "parent": parent["id"]}).status_code
+                return c.post(
+                    "/tasks", json={"project": project, "title": "new child", "parent": parent["id"]}
+                ).status_code
 
         with ThreadPoolExecutor(2) as pool:
             completed, added = pool.submit(complete), pool.submit(add)

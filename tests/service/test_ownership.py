@@ -27,7 +27,7 @@ def test_two_agents_racing_to_start_a_task_one_wins(tracker_url, api_key, api, p
     for round_ in range(10):
         task = ok(api.post("/tasks", json={"project": project, "title": f"race {round_}"}), 201)
 
-        def start(agent: str) -> int:
+        def start(agent: str, task: dict = task) -> int:
             with client_for(tracker_url, api_key) as c:
                 return c.put(f"/tasks/{task['id']}/status", json={"status": "in_progress", "agent": agent}).status_code
 

@@ -17,7 +17,9 @@ from tracker_service.logs import TextFormatter
 def test_public_text_has_one_charset_and_nosniff(api, tracker_url):
     import httpx
 
-    handoff = ok(api.post("/handoffs", json={"project": "p", "task": "t", "direction": "cc_to_ai", "content": "# hi"}), 201)
+    handoff = ok(
+        api.post("/handoffs", json={"project": "p", "task": "t", "direction": "cc_to_ai", "content": "# hi"}), 201
+    )
     content = httpx.get(f"{tracker_url}/handoffs/{handoff['id']}/content")
     assert content.headers["content-type"] == "text/markdown; charset=utf-8"
     assert content.headers["x-content-type-options"] == "nosniff"

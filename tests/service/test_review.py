@@ -25,14 +25,18 @@ def admin(tracker_url, make_key):  # type: ignore[no-untyped-def]
 
 def submitted(api, project: str, **fields) -> dict:  # type: ignore[no-untyped-def]
     """A task requiring review, claimed by agent w and sent to review by it."""
-    task = ok(api.post("/tasks", json={"project": project, "title": "reviewed work", "requires_review": True, **fields}), 201)
+    task = ok(
+        api.post("/tasks", json={"project": project, "title": "reviewed work", "requires_review": True, **fields}), 201
+    )
     claimed = ok(api.post("/tasks/next", json={"project": project, "agent": "w"}))["task"]
     assert claimed["id"] == task["id"]
-    done = problem(api.put(f"/tasks/{task['id']}/status", json={"status": "completed", "agent": "w"}), 409,
-                   "REVIEW_REQUIRED")
+    done = problem(
+        api.put(f"/tasks/{task['id']}/status", json={"status": "completed", "agent": "w"}), 409, "REVIEW_REQUIRED"
+    )
     assert "in_review" in done["detail"]
-    sent = ok(api.put(f"/tasks/{task['id']}/status", json={"status": "in_review", "agent": "w",
-                                                            "completion_notes": "ready"}))["updated_task"]
+    sent = ok(
+        api.put(f"/tasks/{task['id']}/status", json={"status": "in_review", "agent": "w", "completion_notes": "ready"})
+    )["updated_task"]
     assert sent["status"] == "in_review" and sent["lease_expires_at"] is None and sent["assigned_to"] == "w"
     return sent
 
@@ -106,7 +110,7 @@ def test_two_reviewers_racing_one_verdict_wins(api, reviewer, tracker_url, make_
         task = submitted(api, f"{project}-{round_}")
         url = f"/tasks/{task['id']}/status"
 
-        def verdict(args: tuple[str, str]) -> tuple[str, int]:
+        def verdict(args: tuple[str, str], url: str = url) -> tuple[str, int]:
             key_, status = args
             with client_for(tracker_url, key_) as c:
                 return status, c.put(url, json={"status": status, "agent": f"r-{status}"}).status_code

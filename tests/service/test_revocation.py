@@ -91,7 +91,12 @@ def test_hello_and_keep_alive_frames_carry_no_data(tracker_url, api_key):
 def test_revocation_ends_a_synchronous_delegation_wait(tracker_url, make_key, db, tenant, project):
     key = make_key("write", name="waiter")
     with client_for(tracker_url, key) as api, ThreadPoolExecutor(1) as pool:
-        body = {"type": "code", "prompt": "never picked up", "sync": True, "options": {"project": project, "timeout": 60}}
+        body = {
+            "type": "code",
+            "prompt": "never picked up",
+            "sync": True,
+            "options": {"project": project, "timeout": 60},
+        }
         waiting = pool.submit(api.post, "/task/delegate", json=body)
         deadline = time.monotonic() + 10
         while not ok(api.get("/tasks", params={"project": project}))["tasks"]:

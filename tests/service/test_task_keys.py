@@ -24,8 +24,14 @@ def test_automatic_keys_are_unique_across_projects(api, project):
     assert done["updated_task"]["id"] == first["id"]
     counters = ok(api.get("/ids", params={"project": project}))["counters"]
     assert counters == [
-        {"project": None, "scope": "tenant", "type": "TASK", "last_value": 3, "last_id": "TASK-003",
-         "next_id": "TASK-004"}
+        {
+            "project": None,
+            "scope": "tenant",
+            "type": "TASK",
+            "last_value": 3,
+            "last_id": "TASK-003",
+            "next_id": "TASK-004",
+        }
     ]
 
 
@@ -36,7 +42,9 @@ def test_a_released_id_taken_by_hand_never_blocks_automatic_keys(api, project):
     for i in range(3):  # used to be 409 DUPLICATE_KEY on every automatic create until someone burned TASK-002
         assert ok(api.post("/tasks", json={"project": project, "title": f"auto {i}"}), 201)["key"] == f"TASK-00{4 + i}"
     # Released IDs still serve explicit allocations, except the one a task holds now.
-    allocated = [ok(api.post("/ids/next", json={"type": "TASK", "project_id": project}), 201)["next_id"] for _ in range(3)]
+    allocated = [
+        ok(api.post("/ids/next", json={"type": "TASK", "project_id": project}), 201)["next_id"] for _ in range(3)
+    ]
     assert allocated == ["TASK-001", "TASK-003", "TASK-007"]
 
 
@@ -51,11 +59,16 @@ def test_releasing_ids_whose_keys_are_in_use_keeps_them_out_of_the_pool(api, pro
 
 def test_a_hand_given_task_key_is_new_in_the_tenant(api, project):
     ok(api.post("/tasks", json={"project": project, "title": "a", "key": "TASK-050"}), 201)
-    body = problem(api.post("/tasks", json={"project": f"{project}-b", "title": "b", "key": "TASK-050"}), 409,
-                   "DUPLICATE_KEY")
+    body = problem(
+        api.post("/tasks", json={"project": f"{project}-b", "title": "b", "key": "TASK-050"}), 409, "DUPLICATE_KEY"
+    )
     assert project in body["detail"]
-    batch = {"tasks": [{"project": project, "title": "c", "key": "TASK-060"},
-                       {"project": f"{project}-b", "title": "d", "key": "TASK-060"}]}
+    batch = {
+        "tasks": [
+            {"project": project, "title": "c", "key": "TASK-060"},
+            {"project": f"{project}-b", "title": "d", "key": "TASK-060"},
+        ]
+    }
     problem(api.post("/tasks/batch", json=batch), 409, "DUPLICATE_KEY")
     # Keys of other forms stay per project, as before.
     ok(api.post("/tasks", json={"project": project, "title": "e", "key": "SPEC-1"}), 201)

@@ -96,16 +96,25 @@ tasks = Table(
     # Children neither completed nor cancelled; kept by a trigger (migration 0008).
     Column("open_children", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("tenant", "project", "key", name="tasks_key_unique"),
-    ForeignKeyConstraint(
-        ["related_handoff_id"], ["handoffs.id"], name="tasks_related_handoff_fk", ondelete="SET NULL"
-    ),
+    ForeignKeyConstraint(["related_handoff_id"], ["handoffs.id"], name="tasks_related_handoff_fk", ondelete="SET NULL"),
     # The claim and next-task queries walk these in priority order and stop at the first hit.
     Index(
-        "tasks_ready", "tenant", "project", "priority_rank", "created_at", "id",
+        "tasks_ready",
+        "tenant",
+        "project",
+        "priority_rank",
+        "created_at",
+        "id",
         postgresql_where=text("status = 'pending'"),
     ),
     Index(
-        "tasks_ready_typed", "tenant", "project", "type", "priority_rank", "created_at", "id",
+        "tasks_ready_typed",
+        "tenant",
+        "project",
+        "type",
+        "priority_rank",
+        "created_at",
+        "id",
         postgresql_where=text("status = 'pending' AND type IS NOT NULL"),
     ),
     Index("tasks_by_key", "tenant", "key"),
@@ -218,9 +227,7 @@ handoffs = Table(
     Index("handoffs_project", "tenant", "project", text("created_at DESC")),
     Index("handoffs_inbox", "tenant", "to_agent", "status"),
     Index("handoffs_replies", "response_to", postgresql_where=text("response_to IS NOT NULL")),
-    Index(
-        "handoffs_expiry", "expires_at", postgresql_where=text("status <> 'archived' AND expires_at IS NOT NULL")
-    ),
+    Index("handoffs_expiry", "expires_at", postgresql_where=text("status <> 'archived' AND expires_at IS NOT NULL")),
 )
 
 events = Table(

@@ -238,9 +238,9 @@ class IdRegistry:
     async def counters(self, project: str | None, type_: str | None = None) -> list[CounterOut]:
         """Counters of the tenant, or of one project (with the tenant-wide ones that serve it too)."""
         found = await self.conn.execute(
-            self._counters(
-                None if project is None else [project, TENANT_SCOPE], type_
-            ).order_by(_c.c.project, _c.c.type)
+            self._counters(None if project is None else [project, TENANT_SCOPE], type_).order_by(
+                _c.c.project, _c.c.type
+            )
         )
         return [_counter_out(r.project, r.type, r.last_value, r.next_value) for r in found]
 

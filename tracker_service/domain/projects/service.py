@@ -63,5 +63,8 @@ class ProjectService:
 
 def _out(row: Any) -> ProjectSettingsOut:
     return ProjectSettingsOut(
-        project=row.project, requires_review=row.requires_review, reviewers=list(row.reviewers), updated_at=row.updated_at
+        project=row.project,
+        requires_review=row.requires_review,
+        reviewers=list(row.reviewers),
+        updated_at=row.updated_at,
     )

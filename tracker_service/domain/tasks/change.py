@@ -150,7 +150,6 @@ def _statement(match: str, names: Iterable[str]) -> Any:
     actor = bindparam("b_actor", type_=Text)
     key_id = bindparam("b_key_id", type_=PgUUID)
     admin = bindparam("b_admin", type_=Boolean)
-    new = func.coalesce(status, one.c.status)
     given = {name: bindparam(f"f_{name}", type_=FIELDS[name]) for name in names}
     live_lease = func.coalesce(one.c.lease_expires_at > func.now(), true())
     verdict_move = one_of(status, list(VERDICTS)) & (one.c.status == "in_review")
@@ -187,23 +186,28 @@ def _statement(match: str, names: Iterable[str]) -> Any:
     if "requires_review" in given:
         rules.append((~given["requires_review"] & one.c.requires_review & ~admin, "review_lowered"))
     rules += [
-        ((status == "completed") & (one.c.status != "completed") & needs_review & (one.c.status != "in_review"),
-         "review_required"),
+        (
+            (status == "completed") & (one.c.status != "completed") & needs_review & (one.c.status != "in_review"),
+            "review_required",
+        ),
         (
             verdict_move
             & or_(one.c.review_requested_by == key_id, one.c.assigned_to == agent, one.c.assigned_to == actor),
             "own_review",
         ),
         (
-            verdict_move
-            & (func.cardinality(reviewers) > 0)
-            & ~(func.coalesce(agent, actor) == any_(reviewers)),
+            verdict_move & (func.cardinality(reviewers) > 0) & ~(func.coalesce(agent, actor) == any_(reviewers)),
             "not_reviewer",
         ),
         ((status == "completed") & (one.c.status != "completed") & (one.c.open_children > 0), "open_children"),
         (
             bindparam("b_only_auto", type_=Boolean)
-            & ~(one.c.auto_complete & (one.c.open_children == 0) & ~one.c.requires_review & ~one_of(one.c.status, CLOSED)),
+            & ~(
+                one.c.auto_complete
+                & (one.c.open_children == 0)
+                & ~one.c.requires_review
+                & ~one_of(one.c.status, CLOSED)
+            ),
             "not_auto",
         ),
     ]
@@ -233,9 +237,7 @@ def _statement(match: str, names: Iterable[str]) -> Any:
         (moved, literal("Task ") + changed.c.key + ": " + changed.c.previous + " → " + changed.c.status),
         else_=literal("Task updated: ") + changed.c.key + " (" + described + ")",
     )
-    data = (
-        func.jsonb_build_object("review_notes", given["review_notes"]) if "review_notes" in given else null()
-    )
+    data = func.jsonb_build_object("review_notes", given["review_notes"]) if "review_notes" in given else null()
     logged = insert(events).from_select(
         ["tenant", "project", "type", "entity_id", "actor", "summary", "data"],
         select(

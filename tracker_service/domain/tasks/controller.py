@@ -36,7 +36,9 @@ from tracker_service.web.params import (
 
 StatusFilter = Annotated[str | None, QueryParameter(description="Status, or several comma-separated")]
 DONE = {"done": "completed"}
-ParentQuery = Annotated[str | None, QueryParameter(description="Only children of this task (key or UUID)", max_length=64)]
+ParentQuery = Annotated[
+    str | None, QueryParameter(description="Only children of this task (key or UUID)", max_length=64)
+]
 Cascade = Annotated[bool, QueryParameter(description="Also delete the task's children, and theirs")]
 
 

@@ -77,7 +77,9 @@ _CREATE_MANY = HotStatement(
 
 
 def duplicate(project: str, key: str) -> DuplicateKey:
-    return DuplicateKey(f"project {project} already has a task {key}; pick another key or omit it", key=key, project=project)
+    return DuplicateKey(
+        f"project {project} already has a task {key}; pick another key or omit it", key=key, project=project
+    )
 
 
 class Creator:
@@ -123,7 +125,10 @@ class Creator:
             values["parent_id"] = parent_id
         row = (
             await self.conn.execute(
-                pg_insert(tasks).values(**values).on_conflict_do_nothing(constraint="tasks_key_unique").returning(tasks.c.id)
+                pg_insert(tasks)
+                .values(**values)
+                .on_conflict_do_nothing(constraint="tasks_key_unique")
+                .returning(tasks.c.id)
             )
         ).first()
         if row is None:
@@ -171,8 +176,9 @@ class Creator:
                 "project": item.project,
                 "key": item.key,
                 "requires_review": _requires_review(item, defaults),
-                **item.model_dump(mode="json", include={*_GIVEN, "priority", "status", "tags", "auto_complete"},
-                                  exclude_none=True),
+                **item.model_dump(
+                    mode="json", include={*_GIVEN, "priority", "status", "tags", "auto_complete"}, exclude_none=True
+                ),
             }
             for item in items
         ]

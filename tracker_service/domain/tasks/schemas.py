@@ -43,7 +43,9 @@ def _not_uuid_shaped(value: str) -> str:
 StatusValue = Annotated[
     Literal["pending", "in_progress", "blocked", "in_review", "completed", "failed", "cancelled", "done"],
     AfterValidator(_completed_for_done),
-    Field(description="pending | in_progress | blocked | in_review | completed | failed | cancelled ('done' = completed)"),
+    Field(
+        description="pending | in_progress | blocked | in_review | completed | failed | cancelled ('done' = completed)"
+    ),
 ]
 Priority = Literal["critical", "high", "medium", "low"]
 Title = text_type(500)
@@ -104,8 +106,10 @@ class TaskIn(TaskFields):
     @model_validator(mode="after")
     def _not_in_review(self) -> TaskIn:
         if self.status == "in_review":
-            raise ValueError("status: a task reaches in_review from in_progress, when its work is done; create it "
-                             "pending or in_progress")
+            raise ValueError(
+                "status: a task reaches in_review from in_progress, when its work is done; create it "
+                "pending or in_progress"
+            )
         return self
 
     @model_validator(mode="after")

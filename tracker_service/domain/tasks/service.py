@@ -179,7 +179,9 @@ class TaskService:
             if "parent" in fields:
                 fields["parent_id"] = await self._placed_under(row, fields.pop("parent"))
             ref, project = str(row.id), None
-        change = self._change(status=status, fields=fields, also_changed=("depends_on",) if dependencies is not None else ())
+        change = self._change(
+            status=status, fields=fields, also_changed=("depends_on",) if dependencies is not None else ()
+        )
         return await self._apply(ref, project, change)
 
     async def cancel(self, ref: str) -> TaskOut:
@@ -309,7 +311,9 @@ class TaskService:
                 f"{change.agent or change.actor} is not one of them (GET /projects/{current['project']}/settings)"
             )
         if reason == "open_children":
-            remaining = [f"{r.key} ({r.status})" for r in await self.conn.execute(_CHILDREN_OPEN, {"id": current["id"]})]
+            remaining = [
+                f"{r.key} ({r.status})" for r in await self.conn.execute(_CHILDREN_OPEN, {"id": current["id"]})
+            ]
             return OpenChildren(
                 f"task {key} has {current['open_children']} open children: {', '.join(remaining)}; it completes "
                 "when they are all completed or cancelled",
