@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def add_parser(parent: Any, name: str, **kw: Any) -> argparse.ArgumentParser:
-        return parent.add_parser(name, parents=[verbose], **kw)  # type: ignore[no-any-return]
+        return parent.add_parser(name, parents=[verbose], **kw)
 
     serve = add_parser(sub, "serve", help="migrate the database and serve the REST API")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, or TRACKER_HOST)")
@@ -281,7 +281,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ.update(TRACKER_DATABASE_URL=url, TRACKER_HOST=settings.host, TRACKER_PORT=str(settings.port))
         target, extra = "tracker_service.app:create_app_from_env", {"factory": True, "workers": settings.workers}
     uvicorn.run(
-        target,  # type: ignore[arg-type]
+        target,
         **extra,  # type: ignore[arg-type]
         host=settings.host,
         port=settings.port,

@@ -51,7 +51,7 @@ class CapturedResponse:
 
 def request_hash(scope: Scope, body: bytes) -> str:
     h = hashlib.sha256()
-    for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body):
+    for part in (str(scope.get("method", "")).encode(), scope["path"].encode(), scope.get("query_string", b""), body):
         h.update(part)
         h.update(b"\0")
     return h.hexdigest()

@@ -118,16 +118,17 @@ class RequestLog(ASGIMiddleware):
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template")  # set by the router: /tasks/{ref:str}, never the raw path
+            method = str(scope.get("method", ""))  # this middleware serves HTTP scopes only
             if self.metrics:
-                observe_request(scope["method"], route, status, elapsed)
+                observe_request(method, route, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 fields = {
-                    "method": scope["method"],
+                    "method": method,
                     "path": scope["path"],
                     "status": status,
                     "route": route,
                     "duration_ms": round(elapsed * 1000, 2),
                 }
                 access_log.info(
-                    "%s %s %s %.1f ms", scope["method"], scope["path"], status, elapsed * 1000, extra={"fields": fields}
+                    "%s %s %s %.1f ms", method, scope["path"], status, elapsed * 1000, extra={"fields": fields}
                 )

@@ -76,6 +76,13 @@ class NewTask(BaseModel):
 
 
 def register(server: MCPServer, client: TrackerClient) -> None:
+    _register_work(server, client)
+    _register_records(server, client)
+
+
+def _register_work(server: MCPServer, client: TrackerClient) -> None:
+    """Taking and finishing work: the claim, status moves (reviews too), leases."""
+
     @tool(server, hints())
     def get_next_task(
         project_id: ProjectId,
@@ -125,6 +132,10 @@ def register(server: MCPServer, client: TrackerClient) -> None:
         Fails if the task is no longer in_progress or another agent holds it: then stop working on it.
         """
         return client.heartbeat(task_id, agent, lease_seconds, project_id)
+
+
+def _register_records(server: MCPServer, client: TrackerClient) -> None:
+    """Tasks as records: create, list, read, edit, delete, and the task resource."""
 
     @tool(server, CREATE)
     def add_task(

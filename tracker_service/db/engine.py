@@ -35,7 +35,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
+def alembic_config(url: str):
     from alembic.config import Config
 
     cfg = Config()

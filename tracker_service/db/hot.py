@@ -8,7 +8,7 @@ request's own connection, so it shares the request's transaction (or autocommit)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import dict_row
@@ -16,13 +16,14 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 _DIALECT = PGDialectAsync_psycopg()
 
 
 class HotStatement:
     def __init__(self, statement: ClauseElement) -> None:
-        compiled = statement.compile(dialect=_DIALECT)
+        compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
         sql = compiled.string
         # Constants SQLAlchemy made parameters of ('pending', LIMIT 1, ...) are written into the SQL.
         # As parameters they kept PostgreSQL from a good generic plan for the prepared statement
@@ -55,7 +56,7 @@ class HotStatement:
         driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
         try:
             cursor = driver.cursor(row_factory=dict_row)
-            await cursor.execute(self.sql, params, prepare=True)  # type: ignore[arg-type]
+            await cursor.execute(self.sql, params, prepare=True)
             if fetch == 0:
                 return []
             return await (cursor.fetchmany(fetch) if fetch else cursor.fetchall())

@@ -29,7 +29,7 @@ from sqlalchemy.types import UserDefinedType
 metadata = MetaData()
 
 
-class Xid8(UserDefinedType):  # type: ignore[type-arg]
+class Xid8(UserDefinedType):
     """PostgreSQL's 64-bit transaction id (events.txid orders the live event stream)."""
 
     cache_ok = True

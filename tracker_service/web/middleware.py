@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import time
+from typing import cast
 from urllib.parse import unquote_to_bytes
 
 from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPReceiveMessage, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tracker_service.domain.keys.service import Principal, authenticate
@@ -116,7 +117,7 @@ class RequestContext(ASGIMiddleware):
         headers = Headers.from_scope(scope)
         check_path_encoding(scope)
         key = api_key_from(headers)
-        method = scope["method"]
+        method = str(scope.get("method", ""))
         writes = method not in SAFE_METHODS
         opt = scope["route_handler"].opt
         needed = opt.get("role", "write" if writes else "read")
@@ -128,7 +129,7 @@ class RequestContext(ASGIMiddleware):
             # check the key, give it back, and let the handler open short ones itself.
             async with self.engine.connect() as conn:
                 principal = await self._authorize(conn, key, needed, scope)
-            scope.setdefault("state", {})["principal"] = principal  # type: ignore[typeddict-item]
+            scope.setdefault("state", {})["principal"] = principal
             # Such handlers commit, and notify, themselves.
             await next_app(scope, _replaying_receive(body) if writes else receive, send)
             return
@@ -138,7 +139,7 @@ class RequestContext(ASGIMiddleware):
             if autocommit:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             principal = await self._authorize(conn, key, needed, scope)
-            state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+            state = scope.setdefault("state", {})
             state["conn"] = conn
             state["principal"] = principal
             state["autocommit"] = autocommit
@@ -150,39 +151,60 @@ class RequestContext(ASGIMiddleware):
                 return
             replayed = _replaying_receive(body)
             if autocommit:
-                status = 500
-
-                async def send_seen(message: Message) -> None:
-                    nonlocal status
-                    if message["type"] == "http.response.start":
-                        status = message["status"]
-                    await send(message)
-
-                await next_app(scope, replayed, send_seen)
-                if status < 400:
-                    self.hub.changed(principal.tenant)
-                return
-            if not conn.in_transaction():
-                await conn.begin()  # statements run on the driver connection (db.hot) join this transaction
-            if idem_key is not None:
-                stored = await claim_idempotency_key(conn, principal, idem_key, request_hash(scope, body))
-                if stored is not None:
-                    await conn.rollback()
-                    await stored.replay(send)
-                    return
-            captured = CapturedResponse()
-            await next_app(scope, replayed, captured.send)
-            if captured.status < 400:
-                if idem_key is not None:
-                    await store_response(conn, principal, idem_key, captured)
-                await conn.commit()
-                self.hub.changed(principal.tenant)
+                await self._autocommitted(scope, replayed, send, next_app, principal)
             else:
+                await self._in_transaction(scope, replayed, send, next_app, conn, principal, idem_key, body)
+
+    async def _autocommitted(
+        self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp, principal: Principal
+    ) -> None:
+        """A one-statement write without Idempotency-Key: the statement committed by itself."""
+        status = 500
+
+        async def send_seen(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await next_app(scope, receive, send_seen)
+        if status < 400:
+            self.hub.changed(principal.tenant)
+
+    async def _in_transaction(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        next_app: ASGIApp,
+        conn: AsyncConnection,
+        principal: Principal,
+        idem_key: str | None,
+        body: bytes,
+    ) -> None:
+        """A write in one transaction, with its Idempotency-Key record: committed before the answer
+        leaves (a success means stored), undone on any error."""
+        if not conn.in_transaction():
+            await conn.begin()  # statements run on the driver connection (db.hot) join this transaction
+        if idem_key is not None:
+            stored = await claim_idempotency_key(conn, principal, idem_key, request_hash(scope, body))
+            if stored is not None:
                 await conn.rollback()
-            await captured.replay(send)
+                await stored.replay(send)
+                return
+        captured = CapturedResponse()
+        await next_app(scope, receive, captured.send)
+        if captured.status < 400:
+            if idem_key is not None:
+                await store_response(conn, principal, idem_key, captured)
+            await conn.commit()
+            self.hub.changed(principal.tenant)
+        else:
+            await conn.rollback()
+        await captured.replay(send)
 
     async def _authorize(self, conn: AsyncConnection, key: str, needed: str, scope: Scope) -> Principal:
-        method, path = scope["method"], scope["path"]
+        method, path = str(scope.get("method", "")), scope["path"]
         address = (scope.get("client") or ("unknown", 0))[0]
         if not self.hub.keys.knows(key):
             self.failed_auth.refuse_if_empty(address)
@@ -206,7 +228,7 @@ class RequestContext(ASGIMiddleware):
             message = await receive()
             if message["type"] == "http.disconnect":
                 break
-            chunk = message.get("body", b"")
+            chunk = cast(bytes, message.get("body", b""))
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
@@ -235,7 +257,7 @@ def check_path_encoding(scope: Scope) -> None:
 def _replaying_receive(body: bytes) -> Receive:
     sent = False
 
-    async def receive() -> Message:
+    async def receive() -> HTTPReceiveMessage:
         nonlocal sent
         if sent:
             return {"type": "http.disconnect"}

@@ -13,7 +13,7 @@ MIGRATION_LOCK = 7_466_011
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(str(url), poolclass=pool.NullPool)
     with engine.connect() as connection:
         # Two trackers starting together against one database must not both migrate.
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})

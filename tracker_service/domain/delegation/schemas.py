@@ -15,7 +15,7 @@ MAX_WAIT_SECONDS = 3600
 DEFAULT_WAIT_SECONDS = 300
 
 
-def priority_level(priority: int) -> str:
+def priority_level(priority: int) -> Literal["critical", "high", "medium", "low"]:
     """Spec 004's 1..10 onto the four levels: 9-10 critical, 7-8 high, 4-6 medium, 1-3 low."""
     return "critical" if priority >= 9 else "high" if priority >= 7 else "medium" if priority >= 4 else "low"
 

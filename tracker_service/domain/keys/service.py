@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Text, bindparam, cast, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, Text, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tracker_service.db.models import api_keys, events
@@ -192,7 +192,7 @@ def list_keys(conn: Connection) -> list[dict[str, Any]]:
 def revoke_key(conn: Connection, ref: str, tenant: str | None = None) -> list[dict[str, Any]]:
     """Revoke by id, prefix or name (name within `tenant` when given). Returns what was revoked."""
     match = (api_keys.c.prefix == ref) | (api_keys.c.name == ref) | (cast(api_keys.c.id, Text) == ref)
-    cond = [match, api_keys.c.revoked_at.is_(None)]
+    cond: list[ColumnElement[bool]] = [match, api_keys.c.revoked_at.is_(None)]
     if tenant:
         cond.append(api_keys.c.tenant == tenant)
     candidates = conn.execute(select(api_keys.c.id).where(*cond)).all()

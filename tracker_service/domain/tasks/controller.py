@@ -69,7 +69,7 @@ class TaskController(Controller):
     ) -> TaskPage:
         """List task summaries, highest priority first, then oldest; `parent` lists a task's children."""
         priorities = one_of("priority", priority, PRIORITIES)
-        return await task_service.list(
+        return await task_service.page(
             project=project or project_id,
             statuses=one_of("status", status, STATUSES, DONE),
             assigned_to=assigned_to,

@@ -182,17 +182,18 @@ class Creator:
             }
             for item in items
         ]
+        automatic = sum(1 for row in rows if row["key"] is None)
         params = {
             "tenant": self.tenant,
             "actor": self.principal.name,
             "project": TENANT_SCOPE,
             "type": "TASK",
-            "n": sum(1 for row in rows if row["key"] is None),
+            "n": automatic,
             "lease": self.lease,
             "items": json.dumps(rows),
         }
         created = await _CREATE_MANY.all(self.conn, params)
-        IDS_ALLOCATED.labels("single").inc(params["n"])
+        IDS_ALLOCATED.labels("single").inc(automatic)
         seen: set[tuple[str, str]] = set()
         for row in created:
             ref = (row["project"], row["key"])

@@ -9,7 +9,7 @@ from tracker_service.db.models import events, tasks
 from tracker_service.domain.tasks.states import constant, effects
 
 
-def _lapse_statement():  # type: ignore[no-untyped-def]
+def _lapse_statement():
     """A lapsed lease hands the task back (the state machine's in_progress -> pending), logged with
     who held it. SKIP LOCKED: a task an agent is finishing right now is left to that agent."""
     old = (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import tasks
@@ -26,7 +27,7 @@ async def resolve(conn: AsyncConnection, tenant: str, ref: str, project: str | N
     return only(ref, project, rows, field).id
 
 
-def only(ref: str, project: str | None, rows: list[Row[Any]], field: str | None = None) -> Row[Any]:
+def only(ref: str, project: str | None, rows: Sequence[Any], field: str | None = None) -> Any:
     if not rows:
         where = f" in project {project}" if project else ""
         if field:
@@ -40,7 +41,7 @@ def only(ref: str, project: str | None, rows: list[Row[Any]], field: str | None 
     return rows[0]
 
 
-def ambiguous(ref: str, rows: list[Row[Any]]) -> AmbiguousKey:
+def ambiguous(ref: str, rows: Sequence[Any]) -> AmbiguousKey:
     return AmbiguousKey(
         f"{ref} names tasks in {len(rows)} projects; add ?project=<name> to say which",
         candidates=[{"id": str(r.id), "project": r.project} for r in rows],

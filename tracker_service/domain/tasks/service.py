@@ -85,7 +85,7 @@ class TaskService:
     async def get(self, ref: str, project: str | None = None) -> TaskOut:
         return await self._fetch(await resolve(self.conn, self.tenant, ref, project))
 
-    async def list(
+    async def page(
         self,
         *,
         project: str | None,
