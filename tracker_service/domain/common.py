@@ -15,9 +15,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     Strict,
     StringConstraints,
 )
+from pydantic_core import CoreSchema, core_schema
 
 # Names and short texts: no whitespace at either end (nothing is trimmed silently: what is stored
 # is what was sent), no control characters. The same pattern is served in the OpenAPI document.
@@ -160,12 +162,36 @@ def _uuid_text(value: Any) -> Any:
 UuidValue = Annotated[UUID, Strict(False), BeforeValidator(_uuid_text)]
 
 
+def _whole_number(value: Any) -> Any:
+    # JSON has one number type: 5.0 is the number 5, an integer for JSON Schema as well (the
+    # OpenAPI 3.1 document's dialect), so it is taken as 5. 5.5, "5" and true are still refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _ints_take_whole_numbers(schema: Any) -> Any:
+    """The same core schema, every strict int in it preceded by _whole_number."""
+    if isinstance(schema, list):
+        return [_ints_take_whole_numbers(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {key: _ints_take_whole_numbers(value) for key, value in schema.items()}
+    if schema.get("type") == "int":
+        return core_schema.no_info_before_validator_function(_whole_number, schema)
+    return schema
+
+
 class StrictModel(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped."""
 
     # strict: no coercion ("5" is not 5, true is not 1); dates and UUIDs are parsed from their text
     # (AwareDatetime, UuidValue). Request bodies are validated by the model's own config (app.py).
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_max_length=1_000_000, strict=True)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: type[BaseModel], handler: GetCoreSchemaHandler) -> CoreSchema:
+        return _ints_take_whole_numbers(handler(source))  # type: ignore[no-any-return]
 
 
 class OutModel(BaseModel):
