@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,14 +17,16 @@ from pydantic import (
     GetCoreSchemaHandler,
     Strict,
     StringConstraints,
+    WithJsonSchema,
 )
 from pydantic_core import CoreSchema, core_schema
 
 # Names and short texts: no whitespace at either end (nothing is trimmed silently: what is stored
 # is what was sent), no control characters. The same pattern is served in the OpenAPI document.
 NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
-# Free text on one or more lines: not blank, no whitespace at either end.
-TEXT_PATTERN = r"^\S(?:[\s\S]*\S)?$"
+# Free text on one or more lines: not blank, no whitespace at either end, and no NUL (which no
+# request body may hold: web/body.py).
+TEXT_PATTERN = r"^[^\s\x00](?:[^\x00]*[^\s\x00])?$"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -77,10 +78,11 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+ID_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,19}$"
 IdType = Annotated[
     str,
     # Upper-cased after the pattern (written for both cases, as served) has been checked.
-    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,19}$"),
+    StringConstraints(pattern=ID_TYPE_PATTERN),
     AfterValidator(_upper),
     Field(description="Artifact type: letters, digits, underscore; upper-cased (US, SPEC, TASK)", examples=["US"]),
 ]
@@ -150,7 +152,33 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-AwareDatetime = Annotated[datetime, Strict(False), BeforeValidator(_iso_text), AfterValidator(_aware)]
+# What AwareDatetime accepts, as served in the OpenAPI document: an ISO 8601 date (a real day of
+# a year 0001-9999), optionally followed by a time (T, space or _; seconds and fractions optional)
+# and a zone (Z or +-HH:MM, colon optional). "format: date-time" would say a zone is required and
+# a date alone is refused. Not said by the pattern: a time within the zone's offset of year 1's
+# first or year 9999's last midnight can be outside years 1-9999 in UTC, and is refused.
+_YEAR = r"(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|02-(?:0[1-9]|1\d|2[0-8]))"
+)
+_LEAP_YEAR = r"(?:\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_HH, _MM = r"(?:[01]\d|2[0-3])", r"[0-5]\d"
+_TIME = rf"[Tt _]{_HH}:{_MM}(?::{_MM}(?:[.,]\d+)?)?(?:[Zz]|[+-]{_HH}:?{_MM})?"
+ISO_DATETIME_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:{_TIME})?$"
+
+AwareDatetime = Annotated[
+    datetime,
+    Strict(False),
+    BeforeValidator(_iso_text),
+    AfterValidator(_aware),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": ISO_DATETIME_PATTERN,
+            "description": "ISO 8601 date or date-time; without a zone it is UTC (2026-05-01, 2026-05-01T12:00:00Z)",
+        }
+    ),
+]
 
 
 def _uuid_text(value: Any) -> Any:
@@ -159,7 +187,19 @@ def _uuid_text(value: Any) -> Any:
     raise ValueError("must be a UUID string")
 
 
-UuidValue = Annotated[UUID, Strict(False), BeforeValidator(_uuid_text)]
+# A UUID as "format: uuid" says it: 8-4-4-4-12 hex digits, any case.
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+UUID_PATTERN = rf"^{_UUID}$"
+# The UUID texts a body's UuidValue accepts, as served: that form, also braced, as a urn:uuid: or
+# as 32 digits without hyphens.
+UUID_TEXT_PATTERN = rf"^(?:{_UUID}|\{{{_UUID}\}}|urn:uuid:{_UUID}|[0-9a-fA-F]{{32}})$"
+
+UuidValue = Annotated[
+    UUID,
+    Strict(False),
+    BeforeValidator(_uuid_text),
+    WithJsonSchema({"type": "string", "pattern": UUID_TEXT_PATTERN, "description": "UUID"}),
+]
 
 
 def _whole_number(value: Any) -> Any:
