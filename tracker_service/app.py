@@ -29,7 +29,8 @@ from tracker_service.settings import Settings
 from tracker_service.sweeper import Sweeper
 from tracker_service.web.body import ValidateByModelConfig
 from tracker_service.web.middleware import RateLimiter, RequestContext
-from tracker_service.web.openapi import document_problems
+from tracker_service.web.openapi import document_api
+from tracker_service.web.options import answer_options
 from tracker_service.web.problems import EXCEPTION_HANDLERS
 
 log = logging.getLogger("tracker")
@@ -83,8 +84,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[ValidateByModelConfig()],
         logging_config=None,  # logging is set up once at the edge (tracker_service.logs)
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=answer_options,  # Allow names every method (web/options.py)
         state=State({"settings": settings, "engine": engine, "hub": hub}),
-        on_startup=[document_problems, hub.start, sweeper.start],
+        on_startup=[document_api, hub.start, sweeper.start],
         on_shutdown=[sweeper.stop, hub.stop, engine.dispose],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

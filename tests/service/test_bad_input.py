@@ -117,7 +117,7 @@ def test_bodies_must_be_json_without_repeated_keys(api, project):
     [
         ("/ids/reserve", {"type": "US", "project_id": "P", "count": "5"}, "count"),
         ("/ids/reserve", {"type": "US", "project_id": "P", "count": True}, "count"),
-        ("/ids/reserve", {"type": "US", "project_id": "P", "count": 5.0}, "count"),
+        ("/ids/reserve", {"type": "US", "project_id": "P", "count": 5.5}, "count"),
         ("/tasks/next", {"project": "P", "agent": "a", "lease_seconds": "60"}, "lease_seconds"),
         ("/task/delegate", {"type": "code", "prompt": "p", "sync": "true"}, "sync"),
         ("/tasks", {"project": "P", "title": "t", "due_date": 1_700_000_000}, "due_date"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 from litestar import Request
 from pydantic import TypeAdapter, ValidationError
 
-from tracker_service.domain.common import ProjectName
+from tracker_service.domain.common import UUID_PATTERN, ProjectName
 from tracker_service.domain.events.service import EventLog
 from tracker_service.domain.handoffs.service import HandoffService
 from tracker_service.domain.ids.service import IdRegistry
@@ -54,14 +55,22 @@ def parse_project(value: str) -> str:
         ) from None
 
 
+_UUID = re.compile(UUID_PATTERN)
+
+
 def parse_uuid(name: str, value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
+    """A path's UUID, in the one form the OpenAPI document names (format: uuid, 8-4-4-4-12 hex digits);
+    UUID() alone would also take braces, a urn:uuid: prefix and hyphens anywhere."""
+    if not _UUID.fullmatch(value):
         raise InvalidRequest(
-            f"{name}: {value!r} is not a UUID",
+            f"{name}: {value!r} is not a UUID (8-4-4-4-12 hex digits)",
             errors=[{"field": name, "message": "must be a UUID", "source": "path"}],
-        ) from None
+        )
+    return UUID(value)
+
+
+def uuid_or_none(value: str) -> UUID | None:
+    return UUID(value) if _UUID.fullmatch(value) else None
 
 
 def page_limit(request: Request, limit: int) -> int:

@@ -159,7 +159,7 @@ def pydantic_error(request: Request, exc: Any) -> Response:
     return problem(400, "INVALID_REQUEST", "Invalid request", detail, request, extra={"errors": errors})
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: Any = {  # Litestar's ExceptionHandlersMap, whose value type mypy cannot match
     TrackerError: tracker_error,
     ValidationException: validation_error,
     HTTPException: http_error,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from tracker_service.domain.common import OutModel, StoredObject, StrictModel
 from tracker_service.domain.tasks.schemas import DESCRIPTION_MAX
@@ -20,7 +20,30 @@ def priority_level(priority: int) -> Literal["critical", "high", "medium", "low"
     return "critical" if priority >= 9 else "high" if priority >= 7 else "medium" if priority >= 4 else "low"
 
 
+# The rules of DelegateIn._options, for the OpenAPI document.
+_OPTIONS_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "properties": {
+                "options": {
+                    "properties": {
+                        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_SECONDS},
+                        # 1 to 100 characters once surrounding whitespace is set aside
+                        "project": {
+                            "type": ["string", "null"],
+                            "pattern": r"^\s*[^\s\x00](?:[^\x00]{0,98}[^\s\x00])?\s*$",
+                        },
+                    }
+                }
+            }
+        }
+    ]
+}
+
+
 class DelegateIn(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_OPTIONS_RULES)
+
     type: Literal["code", "general"] = Field(description="Kind of work: workers claim by type")
     # The prompt becomes the task's description: the same limit, so a long one is reported as `prompt`.
     prompt: Annotated[str, StringConstraints(min_length=1, max_length=DESCRIPTION_MAX)]

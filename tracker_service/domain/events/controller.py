@@ -9,14 +9,34 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from tracker_service.domain.common import OutModel
-from tracker_service.domain.events.service import EventLog, check_event_type
+from tracker_service.domain.events.service import EVENT_AREAS, EVENT_TYPES, EventLog, check_event_type
 from tracker_service.domain.events.stream import event_stream, resume_position
 from tracker_service.web.deps import page_limit, provide_event_log
-from tracker_service.web.params import ProjectIdQuery, ProjectQuery, TextQuery
+from tracker_service.web.params import ProjectIdQuery, ProjectQuery
 
 Since = Annotated[datetime | None, QueryParameter(description="Only entries at or after this time")]
 LogLimit = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="How many entries (default 50, capped)")]
-LastEventId = Annotated[str | None, HeaderParameter(name="Last-Event-ID", description="Resume after this event")]
+TypeQuery = Annotated[
+    str | None,
+    QueryParameter(
+        description="An area (task) or one event type (task.created)",
+        schema_extra={"enum": [*EVENT_AREAS, *EVENT_TYPES]},
+    ),
+]
+# TXID.ID as an event's id said (checked by events.stream.parse_token, which also bounds the numbers).
+_POSITION = {"pattern": r"^(?:\s*[0-9]{1,20}\.[0-9]{1,20}\s*)?$"}
+LastEventId = Annotated[
+    str | None,
+    HeaderParameter(name="Last-Event-ID", description="Resume after this event", schema_extra=_POSITION),
+]
+LastEventIdQuery = Annotated[
+    str | None,
+    QueryParameter(
+        name="last_event_id",
+        description="Same as Last-Event-ID, for clients that cannot set it",
+        schema_extra=_POSITION,
+    ),
+]
 
 
 class LogEntry(OutModel):
@@ -46,7 +66,7 @@ class LogController(Controller):
         event_log: NamedDependency[EventLog],
         project: ProjectQuery = None,
         project_id: ProjectIdQuery = None,
-        type: TextQuery = None,
+        type: TypeQuery = None,
         since: Since = None,
         limit: LogLimit = 50,
     ) -> LogOut:
@@ -58,12 +78,15 @@ class LogController(Controller):
 
 @get("/events", opt={"own_connection": True}, tags=["log"])
 async def live_events(
-    request: Request, project: ProjectQuery = None, last_event_id: LastEventId = None
+    request: Request,
+    project: ProjectQuery = None,
+    last_event_id: LastEventId = None,
+    last_event_id_query: LastEventIdQuery = None,
 ) -> ServerSentEvent:
     """Server-Sent Events of the tenant's changes as they commit; reconnect with Last-Event-ID to resume."""
     state: dict[str, Any] = request.scope["state"]
     app_state = request.app.state
-    resume = await resume_position(app_state.engine, last_event_id or request.query_params.get("last_event_id"))
+    resume = await resume_position(app_state.engine, last_event_id or last_event_id_query)
     return ServerSentEvent(
         event_stream(app_state.engine, app_state.hub, state["principal"], project, resume),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from tracker_service.domain.handoffs.schemas import (
     HANDOFF_STATUSES,
@@ -17,11 +17,14 @@ from tracker_service.domain.handoffs.schemas import (
 )
 from tracker_service.domain.handoffs.service import HandoffService, public_content
 from tracker_service.errors import HandoffNotFound
-from tracker_service.web.deps import one_of, page_limit, parse_uuid, provide_handoffs
-from tracker_service.web.params import Limit, Offset, ProjectIdQuery, ProjectQuery, TextQuery
+from tracker_service.web.deps import one_of, page_limit, parse_uuid, provide_handoffs, uuid_or_none
+from tracker_service.web.params import Limit, Offset, ProjectIdQuery, ProjectQuery, TextQuery, choices_query, uuid_path
 
+DIRECTIONS = ("cc_to_ai", "ai_to_cc")
 Since = Annotated[datetime | None, QueryParameter(description="Only handoffs created at or after this time")]
-DirectionQuery = Annotated[str | None, QueryParameter(description="cc_to_ai or ai_to_cc")]
+DirectionQuery = Annotated[str | None, choices_query(tuple(DIRECTIONS), "Direction")]
+StatusQuery = Annotated[str | None, choices_query(HANDOFF_STATUSES, "Status")]
+HandoffId = Annotated[str, uuid_path("The handoff's id")]
 
 
 class HandoffController(Controller):
@@ -43,7 +46,7 @@ class HandoffController(Controller):
         handoff_service: NamedDependency[HandoffService],
         project: ProjectQuery = None,
         project_id: ProjectIdQuery = None,
-        status: TextQuery = None,
+        status: StatusQuery = None,
         direction: DirectionQuery = None,
         to_agent: TextQuery = None,
         from_agent: TextQuery = None,
@@ -52,7 +55,7 @@ class HandoffController(Controller):
         offset: Offset = 0,
     ) -> HandoffPage:
         """Handoff summaries, newest first (content is not included: fetch one handoff for it)."""
-        directions = one_of("direction", direction, ("cc_to_ai", "ai_to_cc"))
+        directions = one_of("direction", direction, DIRECTIONS)
         return await handoff_service.list(
             project=project or project_id,
             statuses=one_of("status", status, HANDOFF_STATUSES),
@@ -65,16 +68,14 @@ class HandoffController(Controller):
         )
 
     @get("/{handoff_id:str}")
-    async def get_handoff(
-        self, handoff_service: NamedDependency[HandoffService], handoff_id: FromPath[str]
-    ) -> HandoffOut:
+    async def get_handoff(self, handoff_service: NamedDependency[HandoffService], handoff_id: HandoffId) -> HandoffOut:
         return await handoff_service.get(parse_uuid("handoff_id", handoff_id))
 
     @patch("/{handoff_id:str}")
     async def update_handoff_status(
         self,
         handoff_service: NamedDependency[HandoffService],
-        handoff_id: FromPath[str],
+        handoff_id: HandoffId,
         data: JSONBody[HandoffStatusIn],
     ) -> HandoffOut:
         """Move a handoff forward: pending -> read -> processed -> archived."""
@@ -82,18 +83,18 @@ class HandoffController(Controller):
 
     @get("/{handoff_id:str}/thread")
     async def handoff_thread(
-        self, handoff_service: NamedDependency[HandoffService], handoff_id: FromPath[str]
+        self, handoff_service: NamedDependency[HandoffService], handoff_id: HandoffId
     ) -> ThreadOut:
         """The whole conversation this handoff belongs to, oldest first."""
         return await handoff_service.thread(parse_uuid("handoff_id", handoff_id))
 
     @get("/{handoff_id:str}/content", opt={"public": True}, media_type="text/markdown", security=[])
-    async def handoff_content(self, request: Request, handoff_id: FromPath[str]) -> Response[str]:
+    async def handoff_content(self, request: Request, handoff_id: HandoffId) -> Response[str]:
         """The handoff's markdown, without a key (for web agents); 404 when unknown or expired."""
         if not request.app.state.settings.public_content:
             raise HandoffNotFound("public handoff content is turned off on this tracker")
         content = None
-        if (uid := _uuid_or_none(handoff_id)) is not None:
+        if (uid := uuid_or_none(handoff_id)) is not None:
             async with request.app.state.engine.connect() as conn:
                 content = await public_content(conn, uid)
         if content is None:
@@ -104,12 +105,3 @@ class HandoffController(Controller):
             media_type="text/markdown",  # Litestar adds "; charset=utf-8" to text/* types
             headers={"X-Robots-Tag": "noindex", "Cache-Control": "no-store"},
         )
-
-
-def _uuid_or_none(value: str):  # type: ignore[no-untyped-def]
-    from uuid import UUID
-
-    try:
-        return UUID(value)
-    except ValueError:
-        return None

@@ -6,17 +6,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, Field, StringConstraints, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from tracker_service.domain.common import (
     AgentName,
     AwareDatetime,
     OutModel,
     ProjectName,
+    Slug,
     StoredObject,
     StrictModel,
     UuidValue,
-    name_type,
 )
 
 HandoffStatus = Literal["pending", "read", "processed", "archived"]
@@ -24,14 +24,38 @@ HANDOFF_STATUSES: tuple[str, ...] = ("pending", "read", "processed", "archived")
 # Spec 000's two agents: Claude Code ("cc") and Claude.ai ("claude_ai").
 DIRECTIONS: dict[str, tuple[str, str]] = {"cc_to_ai": ("cc", "claude_ai"), "ai_to_cc": ("claude_ai", "cc")}
 
-Slug = name_type(200)
-
 
 def direction_of(from_agent: str, to_agent: str) -> str | None:
     return next((d for d, pair in DIRECTIONS.items() if pair == (from_agent, to_agent)), None)
 
 
+def _given(*names: str) -> dict[str, Any]:
+    """JSON Schema: each of these fields is present and not null."""
+    return {"required": list(names), "properties": {name: {"not": {"type": "null"}} for name in names}}
+
+
+# The rules of _agents below, for the OpenAPI document (expires_at being in the future has no
+# JSON Schema word; its description says it).
+_AGENT_RULES: dict[str, Any] = {
+    "allOf": [
+        {"anyOf": [_given("direction"), _given("from_agent", "to_agent")]},
+        *(
+            {
+                "if": _given("direction") | {"properties": {"direction": {"const": direction}}},
+                "then": {
+                    "properties": {"from_agent": {"enum": [pair[0], None]}, "to_agent": {"enum": [pair[1], None]}}
+                },
+            }
+            for direction, pair in DIRECTIONS.items()
+        ),
+        {"not": _given("expires_at", "expires_in_seconds")},
+    ]
+}
+
+
 class HandoffIn(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_AGENT_RULES)
+
     project: ProjectName = Field(validation_alias=AliasChoices("project", "project_id"))
     task: Slug = Field(description="Short slug naming what the handoff is about, e.g. sprint3-status-report")
     direction: Literal["cc_to_ai", "ai_to_cc"] | None = Field(
@@ -42,7 +66,7 @@ class HandoffIn(StrictModel):
     content: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)] = Field(description="Markdown")
     metadata: StoredObject | None = None
     response_to: UuidValue | None = Field(None, description="The handoff this one answers (same tenant)")
-    expires_at: AwareDatetime | None = Field(None, description="When it expires (in the future)")
+    expires_at: AwareDatetime | None = Field(None, description="When it expires; must be in the future")
     expires_in_seconds: Annotated[int, Field(ge=60, le=366 * 86_400)] | None = None
 
     @model_validator(mode="after")

@@ -4,8 +4,9 @@ from typing import Annotated
 
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from tracker_service.domain.common import ID_TYPE_PATTERN, IdType, ProjectName
 from tracker_service.domain.ids.schemas import (
     AllocateIn,
     CounterIn,
@@ -19,10 +20,26 @@ from tracker_service.domain.ids.schemas import (
 )
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.web.deps import one_of, page_limit, parse_uuid, provide_ids
-from tracker_service.web.params import AUTOCOMMIT, Limit, Offset, ProjectIdQuery, ProjectQuery, TextQuery
+from tracker_service.web.params import (
+    AUTOCOMMIT,
+    Limit,
+    Offset,
+    ProjectIdQuery,
+    ProjectQuery,
+    alternatives,
+    choices_query,
+    documented_as,
+    uuid_path,
+)
 
 RESERVATION_STATUSES = ("active", "lapsed", "committed", "released")
-TypeQuery = Annotated[str | None, QueryParameter(description="Artifact type, e.g. US", max_length=20)]
+TYPE = "Artifact type, e.g. US (letters, digits, underscore; any case)"
+TypeQuery = Annotated[str | None, QueryParameter(description=TYPE, pattern=ID_TYPE_PATTERN)]
+RequiredType = Annotated[str, QueryParameter(description=TYPE, pattern=ID_TYPE_PATTERN)]
+StatusQuery = Annotated[str | None, choices_query(RESERVATION_STATUSES, "Reservation status")]
+ReservationId = Annotated[str, uuid_path("The reservation_id a reservation answered")]
+ProjectPath = Annotated[str, PathParameter(description="Project name", schema_extra=documented_as(ProjectName))]
+TypePath = Annotated[str, PathParameter(description=TYPE, schema_extra=documented_as(IdType))]
 
 
 class IdController(Controller):
@@ -30,11 +47,11 @@ class IdController(Controller):
     tags = ["ids"]
     dependencies = {"id_registry": Provide(provide_ids, sync_to_thread=False)}
 
-    @get("/next")
+    @get("/next", opt=alternatives("project", "project_id"))
     async def peek_next_id(
         self,
         id_registry: NamedDependency[IdRegistry],
-        type: TypeQuery = None,
+        type: RequiredType,
         project: ProjectQuery = None,
         project_id: ProjectIdQuery = None,
     ) -> NextIdOut:
@@ -63,7 +80,7 @@ class IdController(Controller):
         id_registry: NamedDependency[IdRegistry],
         project: ProjectQuery = None,
         type: TypeQuery = None,
-        status: TextQuery = None,
+        status: StatusQuery = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> ReservationPage:
@@ -79,13 +96,13 @@ class IdController(Controller):
 
     @get("/reservations/{reservation_id:str}")
     async def get_reservation(
-        self, id_registry: NamedDependency[IdRegistry], reservation_id: FromPath[str]
+        self, id_registry: NamedDependency[IdRegistry], reservation_id: ReservationId
     ) -> ReservationOut:
         return await id_registry.get_reservation(parse_uuid("reservation_id", reservation_id))
 
     @post("/reservations/{reservation_id:str}/commit", status_code=200)
     async def commit_reservation(
-        self, id_registry: NamedDependency[IdRegistry], reservation_id: FromPath[str]
+        self, id_registry: NamedDependency[IdRegistry], reservation_id: ReservationId
     ) -> ReservationOut:
         """Mark every ID of the reservation as used."""
         return await id_registry.commit(parse_uuid("reservation_id", reservation_id))
@@ -94,7 +111,7 @@ class IdController(Controller):
     async def release_reservation(
         self,
         id_registry: NamedDependency[IdRegistry],
-        reservation_id: FromPath[str],
+        reservation_id: ReservationId,
         data: JSONBody[ReleaseIn | None] = None,
     ) -> ReservationOut:
         """Return the reservation's unused IDs (all but `keep`) to the pool; they are reissued lowest first."""
@@ -111,8 +128,8 @@ class IdController(Controller):
     async def set_counter(
         self,
         id_registry: NamedDependency[IdRegistry],
-        project: FromPath[str],
-        type: FromPath[str],
+        project: ProjectPath,
+        type: TypePath,
         data: JSONBody[CounterIn],
     ) -> CounterOut:
         """Admin: move a counter forward to adopt IDs that already exist elsewhere."""

@@ -6,11 +6,13 @@ from litestar import Controller, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, PathParameter
 
+from tracker_service.domain.common import ProjectName
 from tracker_service.domain.projects.schemas import ProjectSettingsIn, ProjectSettingsOut
 from tracker_service.domain.projects.service import ProjectService
 from tracker_service.web.deps import parse_project, provide_projects
+from tracker_service.web.params import documented_as
 
-ProjectPath = Annotated[str, PathParameter(description="Project name", max_length=100)]
+ProjectPath = Annotated[str, PathParameter(description="Project name", schema_extra=documented_as(ProjectName))]
 
 
 class ProjectController(Controller):

@@ -32,10 +32,13 @@ from tracker_service.web.params import (
     RefProject,
     TaskRefPath,
     TextQuery,
+    alternatives,
+    choices_query,
 )
 
-StatusFilter = Annotated[str | None, QueryParameter(description="Status, or several comma-separated")]
 DONE = {"done": "completed"}
+StatusFilter = Annotated[str | None, choices_query((*STATUSES, *DONE), "Status, or several comma-separated")]
+PriorityFilter = Annotated[str | None, choices_query(PRIORITIES, "Priority")]
 ParentQuery = Annotated[
     str | None, QueryParameter(description="Only children of this task (key or UUID)", max_length=64)
 ]
@@ -61,7 +64,7 @@ class TaskController(Controller):
         project_id: ProjectIdQuery = None,
         status: StatusFilter = None,
         assigned_to: TextQuery = None,
-        priority: TextQuery = None,
+        priority: PriorityFilter = None,
         tag: TextQuery = None,
         parent: ParentQuery = None,
         limit: Limit = 50,
@@ -85,7 +88,7 @@ class TaskController(Controller):
         """Create several tasks at once: all of them or none."""
         return await task_service.create_batch(data.tasks)
 
-    @get("/next")
+    @get("/next", opt=alternatives("project", "project_id"))
     async def peek_next_task(
         self,
         task_service: NamedDependency[TaskService],

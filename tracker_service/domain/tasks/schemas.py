@@ -7,18 +7,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AliasChoices, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AliasChoices, ConfigDict, Field, StringConstraints, model_validator
 
 from tracker_service.domain.common import (
     AgentName,
     AwareDatetime,
     OutModel,
     ProjectName,
+    ShortName,
     StoredJson,
     StrictModel,
+    Title,
     UuidValue,
-    name_type,
-    text_type,
 )
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -47,15 +47,19 @@ StatusValue = Annotated[
         description="pending | in_progress | blocked | in_review | completed | failed | cancelled ('done' = completed)"
     ),
 ]
+CreateStatus = Annotated[
+    Literal["pending", "in_progress", "blocked", "completed", "failed", "cancelled", "done"],
+    AfterValidator(_completed_for_done),
+    Field(description="pending | in_progress | blocked | completed | failed | cancelled ('done' = completed)"),
+]
 Priority = Literal["critical", "high", "medium", "low"]
-Title = text_type(500)
 TaskKey = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=KEY_PATTERN),
     AfterValidator(_not_uuid_shaped),
     Field(description="Human id such as TASK-051; assigned from the ID registry when omitted"),
 ]
-Tag = name_type(50)
+Tag = ShortName
 TaskType = Annotated[
     str,
     # Lowered once the pattern (written for both cases, as served) has been checked.
@@ -100,17 +104,24 @@ class TaskFields(StrictModel):
 
 
 class TaskIn(TaskFields):
+    # For the OpenAPI document: the rule of _title_from_description, and that a task requiring
+    # review is not created completed (create.py; a project's default is a rule of the data).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["title"], "properties": {"title": {"type": "string"}}},
+                {"required": ["description"], "properties": {"description": {"type": "string", "pattern": r"\S"}}},
+            ],
+            "not": {
+                "required": ["requires_review", "status"],
+                "properties": {"requires_review": {"const": True}, "status": {"enum": ["completed", "done"]}},
+            },
+        }
+    )
     project: ProjectName = Field(validation_alias=AliasChoices("project", "project_id"))
     key: TaskKey | None = Field(None, validation_alias=AliasChoices("key", "task_id"))
-
-    @model_validator(mode="after")
-    def _not_in_review(self) -> TaskIn:
-        if self.status == "in_review":
-            raise ValueError(
-                "status: a task reaches in_review from in_progress, when its work is done; create it "
-                "pending or in_progress"
-            )
-        return self
+    # A task reaches in_review from in_progress, when its work is done: it is not created there.
+    status: CreateStatus | None = None
 
     @model_validator(mode="after")
     def _title_from_description(self) -> TaskIn:
@@ -123,6 +134,12 @@ class TaskIn(TaskFields):
 
 
 class TaskPatch(TaskFields):
+    # May be left out, but not cleared: null is refused (the fields every task has).
+    title: Title = None  # type: ignore[assignment]
+    priority: Priority = None  # type: ignore[assignment]
+    requires_review: bool = None  # type: ignore[assignment]
+    auto_complete: bool = None  # type: ignore[assignment]
+
     @model_validator(mode="before")
     @classmethod
     def _immutable(cls, data: Any) -> Any:

@@ -38,7 +38,6 @@ from tracker_service.domain.tasks.states import CLOSED, transition_hint
 from tracker_service.errors import (
     Conflict,
     Forbidden,
-    InvalidRequest,
     InvalidTransition,
     NotAReviewer,
     OpenChildren,
@@ -109,7 +108,9 @@ class TaskService:
         if tag is not None:
             cond.append(tasks.c.tags.contains([tag]))
         if parent is not None:
-            cond.append(tasks.c.parent_id == await resolve(self.conn, self.tenant, parent, project, field="parent"))
+            # Like every filter, one that matches nothing gives an empty page.
+            parents = select(tasks.c.id).where(*ref_condition(self.tenant, parent, project))
+            cond.append(tasks.c.parent_id.in_(parents.scalar_subquery()))
         if assigned_to is not None or priority is not None or tag is not None or parent is not None:
             counted = select(func.count()).select_from(tasks).where(*cond)
         else:
@@ -165,9 +166,6 @@ class TaskService:
         fields = data.model_dump(exclude_unset=True)
         status = fields.pop("status", None)
         dependencies = fields.pop("depends_on", None)
-        for name in ("title", "priority", "requires_review", "auto_complete"):
-            if name in fields and fields[name] is None:
-                raise InvalidRequest(f"{name} cannot be null", errors=[{"field": name, "message": "cannot be null"}])
         if "tags" in fields and fields["tags"] is None:
             fields["tags"] = []
         await check_handoff(self.conn, self.tenant, fields.get("related_handoff_id"))
