@@ -101,7 +101,8 @@ def api_key_from(headers: Headers) -> str:
 class RequestContext(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
     exclude_opt_key = "public"
-    exclude_path_pattern = ("^/schema",)
+    # The OpenAPI document needs no key.
+    should_bypass_for_scope = staticmethod(lambda scope: scope["path"].startswith("/schema"))
 
     def __init__(self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter, hub: EventHub) -> None:
         self.engine = engine
