@@ -216,3 +216,14 @@ def test_any_value_the_rule_admits_can_be_served(value, wrap):
 
     encoded = encode_json(TaskOut.from_mapping(row), get_serializer(PydanticInitPlugin.encoders()))
     assert json.loads(encoded)["inputs"] == json.loads(json.dumps(value))
+
+
+def test_times_with_any_offset_are_kept_as_the_same_instant(api, project):
+    # PostgreSQL takes offsets up to 15:59 only; ISO 8601 (and Python) allow more.
+    for path, body in (
+        ("/tasks", {"project": project, "title": "a", "due_date": "2652-02-28T03:43:00-21:05"}),
+        ("/tasks/batch", {"tasks": [{"project": project, "title": "b", "due_date": "2652-02-28T03:43:00-21:05"}]}),
+    ):
+        ok(api.post(path, json=body), 201)
+    dues = {t["due_date"] for t in ok(api.get("/tasks", params={"project": project}))["tasks"]}
+    assert dues == {"2652-02-29T00:48:00Z"}, dues

@@ -4,10 +4,16 @@ A claim or an ID allocation is one statement; through SQLAlchemy's execute it co
 CPU again as the statement's own round trip (cache lookup, parameter processing, the greenlet
 hop, result wrapping). Here the compiled SQL runs as a server-side prepared statement on the
 request's own connection, so it shares the request's transaction (or autocommit).
+
+The SQL goes to psycopg with PostgreSQL's own $1 placeholders, through a raw cursor: psycopg
+parses a query written with %(name)s placeholders again on every execution once it is longer
+than 4,096 characters (it caches only shorter ones), and the task change statement is twice that
+(0.35 ms of CPU a call, measured).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 import psycopg
@@ -19,6 +25,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 _DIALECT = PGDialectAsync_psycopg()
+_PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
 
 
 class HotStatement:
@@ -37,7 +44,16 @@ class HotStatement:
                 continue
             literal = compiled.render_literal_value(value, compiled.binds[name].type)
             sql = sql.replace(f"%({name})s", literal)
-        self.sql: str = sql
+        # Each named parameter becomes $n (the same name, the same n); %% was an escaped %.
+        order: dict[str, int] = {}
+
+        def placeholder(match: re.Match[str]) -> str:
+            if match.group(1) is None:
+                return "%"
+            return f"${order.setdefault(match.group(1), len(order) + 1)}"
+
+        self.sql: str = _PYFORMAT.sub(placeholder, sql)
+        self.order: list[str] = list(order)
 
     async def first(self, conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any] | None:
         """The first row as a dict, or None; database errors surface as SQLAlchemy's, like any other."""
@@ -55,8 +71,8 @@ class HotStatement:
         fairy = await conn.get_raw_connection()
         driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
         try:
-            cursor = driver.cursor(row_factory=dict_row)
-            await cursor.execute(self.sql, params, prepare=True)
+            cursor = psycopg.AsyncRawCursor(driver, row_factory=dict_row)
+            await cursor.execute(self.sql, [params[name] for name in self.order], prepare=True)
             if fetch == 0:
                 return []
             return await (cursor.fetchmany(fetch) if fetch else cursor.fetchall())

@@ -160,15 +160,15 @@ def _iso_text(value: Any) -> Any:
 
 
 def _aware(value: datetime) -> datetime:
-    # A time without a zone is taken as UTC rather than the server's local time. A time whose UTC
-    # equivalent leaves years 1-9999 could be stored but never read back: refused here.
+    # A time without a zone is taken as UTC rather than the server's local time. Kept in UTC: the
+    # instant is the same, and PostgreSQL refuses offsets past 15:59 that ISO 8601 allows. A time
+    # whose UTC equivalent leaves years 1-9999 could be stored but never read back: refused here.
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     try:
-        value.astimezone(UTC)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("is out of range once converted to UTC (years 1 to 9999)") from None
-    return value
 
 
 # What AwareDatetime accepts, as served in the OpenAPI document: an ISO 8601 date (a real day of
