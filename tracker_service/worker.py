@@ -109,6 +109,11 @@ class Worker:
         return 0
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        # Set the events from another thread: the handler runs in the main thread, which may hold
+        # an event's lock at that very moment (inside Event.wait), and Event.set would deadlock on it.
+        threading.Thread(target=self._stop, name="worker-stop", daemon=True).start()
+
+    def _stop(self) -> None:
         self.stopping.set()
         self._wake.set()
         if self._child is not None and self._child.poll() is None:

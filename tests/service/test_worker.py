@@ -311,3 +311,20 @@ def test_output_that_escapes_to_megabytes_is_clipped_and_stored(tracker_url, api
     assert len(json.dumps(result).encode()) <= 512 * 1024
     assert result["output"].startswith(chr(1) * 1000) and result["output"].endswith(" more characters cut]")
     assert result["error"].startswith(chr(1) * 1000) and result["exit_code"] == 0
+
+
+def test_a_signal_while_the_worker_holds_an_events_lock_does_not_deadlock():
+    """SIGTERM's handler runs on the main thread wherever it is, even inside Event.wait while it
+    holds the event's lock; setting the event right there deadlocked the worker (seen in CI)."""
+    worker, _, _ = worker_on([])
+    worker.stopping = threading.Event()
+
+    def signal_inside_the_lock() -> None:
+        with worker.stopping._cond:  # where Event.wait holds it before it sleeps
+            worker._on_signal(signal.SIGTERM, None)
+
+    handler = threading.Thread(target=signal_inside_the_lock, daemon=True)
+    handler.start()
+    handler.join(5)
+    assert not handler.is_alive(), "the signal handler deadlocked on the event's lock"
+    assert worker.stopping.wait(5), "the worker was not told to stop"
