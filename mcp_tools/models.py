@@ -4,9 +4,10 @@ Fields the tracker may omit default to ``None`` (or empty), and fields it adds l
 ignored, so a newer tracker never breaks an older bridge. Timestamps stay ISO 8601 strings.
 """
 
+import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, WithJsonSchema, model_serializer
 
 
 def compact_schema(schema: dict[str, Any]) -> None:
@@ -20,14 +21,33 @@ def compact_schema(schema: dict[str, Any]) -> None:
         prop.pop("default", None)
 
 
-# Text the tracker may leave out (null). Published as ``{}`` (any value): each such field costs a
-# tenth of the portable ``anyOf`` of string and null in ``tools/list``, where the Task alone is
-# repeated in four output schemas; the field's name says what it holds.
-Maybe = Annotated[str | None, WithJsonSchema({})]
+# Text the tracker may leave out: published as a string that may be absent, and absent it is, since
+# answers leave out optional fields that are null (Out). A fifth of the anyOf of string and null in
+# tools/list, where the Task alone is repeated in four output schemas, and every client's dialect
+# has it (a type list is shorter still, but not portable).
+Maybe = Annotated[str | None, WithJsonSchema({"type": "string"})]
+
+
+@functools.cache
+def _absent_when_null(model: type[BaseModel]) -> frozenset[str]:
+    """Fields whose published schema has no null: those given one with WithJsonSchema."""
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if any(isinstance(meta, WithJsonSchema) for meta in field.metadata)
+    )
 
 
 class Out(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra=compact_schema)
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Fields published as absent-or-value (Maybe, and the like) are left out when null."""
+        data: dict[str, Any] = handler(self)
+        return {
+            key: value for key, value in data.items() if value is not None or key not in _absent_when_null(type(self))
+        }
 
 
 class Dependency(Out):
@@ -49,11 +69,6 @@ class TaskSummary(Out):
     updated_at: str
 
 
-class Children(Out):
-    total: int
-    by_status: dict[str, int] = {}
-
-
 class Task(TaskSummary):
     task_id: str = Field(description="Same as key.")
     description: Maybe = None
@@ -71,7 +86,8 @@ class Task(TaskSummary):
     requires_review: bool = False
     review_notes: Maybe = None
     parent: Dependency | None = None
-    children: Children | None = None
+    # {total, by_status}: published as a plain object, its own $defs in four output schemas cost more.
+    children: Annotated[dict[str, int | dict[str, int]] | None, WithJsonSchema({"type": "object"})] = None
 
 
 # A heartbeat's answer: just the lease, not the whole task again.
