@@ -275,3 +275,21 @@ def test_values_postgresql_cannot_store_are_400_not_500(api, project):
         "INVALID_REQUEST",
     )
     assert ok(api.get("/tasks", params={"project": project}))["total"] == 0
+
+
+def test_q_finds_tasks_by_title_or_key_in_any_case_with_wildcards_as_text(api, project):
+    made = [
+        ok(api.post("/tasks", json={"project": project, "title": title}), 201)
+        for title in ("Fix the Parser", "parser: 100% coverage", "Write docs", "snake_case names")
+    ]
+
+    def keys(q: str) -> list[str]:
+        return [t["key"] for t in ok(api.get("/tasks", params={"project": project, "q": q}))["tasks"]]
+
+    assert sorted(keys("PARSER")) == sorted([made[0]["key"], made[1]["key"]])
+    assert keys("100%") == [made[1]["key"]]  # % and _ are the text itself, not LIKE wildcards
+    assert keys("e_c") == [made[3]["key"]]
+    assert keys("%") == [made[1]["key"]]
+    assert keys(made[2]["key"].lower()) == [made[2]["key"]]
+    page = ok(api.get("/tasks", params={"project": project, "q": "parser", "limit": 1}))
+    assert page["total"] == 2 and page["has_more"] is True

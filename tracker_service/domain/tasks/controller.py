@@ -25,6 +25,7 @@ from tracker_service.errors import InvalidRequest
 from tracker_service.web.deps import one_of, page_limit, provide_tasks
 from tracker_service.web.params import (
     AUTOCOMMIT,
+    NO_NUL_PATTERN,
     Limit,
     Offset,
     ProjectIdQuery,
@@ -41,6 +42,14 @@ StatusFilter = Annotated[str | None, choices_query((*STATUSES, *DONE), "Status, 
 PriorityFilter = Annotated[str | None, choices_query(PRIORITIES, "Priority")]
 ParentQuery = Annotated[
     str | None, QueryParameter(description="Only children of this task (key or UUID)", max_length=64)
+]
+SearchQuery = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only tasks whose title or key contains this text (any case)",
+        max_length=200,
+        pattern=NO_NUL_PATTERN,
+    ),
 ]
 Cascade = Annotated[bool, QueryParameter(description="Also delete the task's children, and theirs")]
 
@@ -67,6 +76,7 @@ class TaskController(Controller):
         priority: PriorityFilter = None,
         tag: TextQuery = None,
         parent: ParentQuery = None,
+        q: SearchQuery = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> TaskPage:
@@ -79,6 +89,7 @@ class TaskController(Controller):
             priority=priorities[0] if priorities else None,
             tag=tag,
             parent=parent,
+            search=q,
             limit=page_limit(request, limit),
             offset=offset,
         )

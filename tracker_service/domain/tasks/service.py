@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import task_totals, tasks
@@ -93,6 +93,7 @@ class TaskService:
         priority: str | None,
         tag: str | None,
         parent: str | None = None,
+        search: str | None = None,
         limit: int,
         offset: int,
     ) -> TaskPage:
@@ -111,7 +112,10 @@ class TaskService:
             # Like every filter, one that matches nothing gives an empty page.
             parents = select(tasks.c.id).where(*ref_condition(self.tenant, parent, project))
             cond.append(tasks.c.parent_id.in_(parents.scalar_subquery()))
-        if assigned_to is not None or priority is not None or tag is not None or parent is not None:
+        if search:
+            like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            cond.append(or_(tasks.c.title.ilike(like, escape="\\"), tasks.c.key.ilike(like, escape="\\")))
+        if search or any(f is not None for f in (assigned_to, priority, tag, parent)):
             counted = select(func.count()).select_from(tasks).where(*cond)
         else:
             # By project and status only: the sum of the triggers' deltas, not a count of the rows.
