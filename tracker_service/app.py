@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import text
 
 from tracker_service import __version__
+from tracker_service.board.routes import BOARD_HANDLERS
 from tracker_service.db.engine import create_engine
 from tracker_service.domain.delegation.controller import DelegationController
 from tracker_service.domain.events.controller import LogController, live_events
@@ -61,9 +62,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         from tracker_service.metrics import metrics
 
         extra_handlers.append(metrics)
+    # Failed key checks per client address, shared by the API and the board's sign-in: guessing
+    # keys costs a lookup each, and tells nothing.
+    failed_auth = RateLimiter(settings.auth_failures_per_minute, "failed API key checks per minute from this address")
     middleware = [
         RequestLog(metrics=settings.metrics),
-        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute), hub),
+        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute), hub, failed_auth),
     ]
     return Litestar(
         route_handlers=[
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DelegationController,
             WhoAmIController,
             ProjectController,
+            *BOARD_HANDLERS,
             # Spec 000 clients call the same routes under /mcp/.
             Router("/mcp", route_handlers=[TaskController, HandoffController, LogController], include_in_schema=False),
             *extra_handlers,
@@ -85,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,  # logging is set up once at the edge (tracker_service.logs)
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=answer_options,  # Allow names every method (web/options.py)
-        state=State({"settings": settings, "engine": engine, "hub": hub}),
+        state=State({"settings": settings, "engine": engine, "hub": hub, "failed_auth": failed_auth}),
         on_startup=[document_api, hub.start, sweeper.start],
         on_shutdown=[sweeper.stop, hub.stop, engine.dispose],
         request_max_body_size=settings.max_body_bytes,

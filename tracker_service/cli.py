@@ -333,7 +333,8 @@ def _print_first_start(settings: Settings, data_dir: Path) -> None:
         f"  claude mcp add tracker -e TASK_TRACKING_URL={settings.base_url} "
         f'-e TASK_TRACKING_API_KEY="$(cat {agent_file})" -- tracker-mcp\n'
         "Try the API:\n"
-        f'  curl -H "Authorization: Bearer $(cat {agent_file})" {settings.base_url}/tasks',
+        f'  curl -H "Authorization: Bearer $(cat {agent_file})" {settings.base_url}/tasks\n'
+        f"Open the board and sign in with the admin key: {settings.base_url}/board",
         flush=True,
     )
 

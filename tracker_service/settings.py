@@ -49,6 +49,8 @@ class Settings:
     metrics: bool = True
     # text or json (one JSON object per line, with the request id).
     log_format: str = "text"
+    # How long a board sign-in lasts (hours); revoking its key ends it sooner, at once.
+    board_session_hours: int = 12
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -19,12 +19,19 @@ REVOCATION_BOUND_SECONDS = 3.0  # "about a second", with room for a loaded CI ma
 class OpenStream:
     """Reads a stream in a thread and notes its frames and when it ended."""
 
-    def __init__(self, base_url: str, key: str, path: str, params: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        key: str | None,
+        path: str,
+        params: dict[str, str] | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.lines: list[str] = []
         self.ended_at: float | None = None
         self.status: int | None = None
         self.opened = threading.Event()
-        self._client = client_for(base_url, key)
+        self._client = client or client_for(base_url, key)
         self._thread = threading.Thread(target=self._run, args=(path, params or {}), daemon=True)
         self._thread.start()
         assert self.opened.wait(10), f"{path} did not open"

@@ -61,6 +61,19 @@ api_keys = Table(
     Index("api_keys_active_name", "tenant", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
 )
 
+# A person's sign-in to the board: a cookie's token (hashed) standing for an API key (migration 0009).
+board_sessions = Table(
+    "board_sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("key_id", UUID(as_uuid=True), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    _ts("created_at"),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("board_sessions_key", "key_id"),
+    Index("board_sessions_expires", "expires_at"),
+)
+
 tasks = Table(
     "tasks",
     metadata,
@@ -248,4 +261,6 @@ events = Table(
     Index("events_tenant_time", "tenant", text("created_at DESC"), text("id DESC")),
     Index("events_tenant_project", "tenant", "project", text("id DESC")),
     Index("events_stream", "tenant", "txid", "id"),
+    # A task's (or handoff's) own history, on its board page.
+    Index("events_entity", "tenant", "entity_id", text("id DESC"), postgresql_where=text("entity_id IS NOT NULL")),
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import cast
 from urllib.parse import unquote_to_bytes
 
@@ -26,6 +27,7 @@ from litestar.types import ASGIApp, HTTPReceiveMessage, Message, Receive, Scope,
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tracker_service.domain.keys.service import Principal, authenticate
+from tracker_service.domain.keys.sessions import CSRF_HEADER, find_session, session_token_from
 from tracker_service.errors import (
     Forbidden,
     InvalidRequest,
@@ -86,15 +88,26 @@ class RateLimiter:
         )
 
 
-def api_key_from(headers: Headers) -> str:
+@dataclass(frozen=True)
+class Credential:
+    """What a request authenticates with: an API key, or the board's session cookie."""
+
+    api_key: str | None = None
+    session_token: str | None = None
+
+
+def credential_from(headers: Headers) -> Credential:
     if key := headers.get("x-api-key"):
-        return key.strip()
+        return Credential(api_key=key.strip())
     auth = headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
+            return Credential(api_key=token.strip())
         raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+    # A key sent explicitly wins over a cookie: an API client is never taken for a board session.
+    if session := session_token_from(headers.get("cookie")):
+        return Credential(session_token=session)
     raise Unauthorized("no API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
 
 
@@ -104,20 +117,19 @@ class RequestContext(ASGIMiddleware):
     # The OpenAPI document needs no key.
     should_bypass_for_scope = staticmethod(lambda scope: scope["path"].startswith("/schema"))
 
-    def __init__(self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter, hub: EventHub) -> None:
+    def __init__(
+        self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter, hub: EventHub, failed_auth: RateLimiter
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.limiter = limiter
         self.hub = hub
-        # Failed key checks per client address: guessing keys costs a lookup each, and tells nothing.
-        self.failed_auth = RateLimiter(
-            settings.auth_failures_per_minute, "failed API key checks per minute from this address"
-        )
+        self.failed_auth = failed_auth  # per client address (app.py)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = Headers.from_scope(scope)
         check_path_encoding(scope)
-        key = api_key_from(headers)
+        credential = credential_from(headers)
         method = str(scope.get("method", ""))
         writes = method not in SAFE_METHODS
         opt = scope["route_handler"].opt
@@ -129,7 +141,7 @@ class RequestContext(ASGIMiddleware):
             # Long-lived routes (SSE, waiting for a result) must not hold a pooled connection:
             # check the key, give it back, and let the handler open short ones itself.
             async with self.engine.connect() as conn:
-                principal = await self._authorize(conn, key, needed, scope)
+                principal = await self._authorize(conn, credential, needed, scope, headers)
             scope.setdefault("state", {})["principal"] = principal
             # Such handlers commit, and notify, themselves.
             await next_app(scope, _replaying_receive(body) if writes else receive, send)
@@ -139,7 +151,7 @@ class RequestContext(ASGIMiddleware):
             autocommit = writes and idem_key is None and opt.get(AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, False)
             if autocommit:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-            principal = await self._authorize(conn, key, needed, scope)
+            principal = await self._authorize(conn, credential, needed, scope, headers)
             state = scope.setdefault("state", {})
             state["conn"] = conn
             state["principal"] = principal
@@ -204,18 +216,39 @@ class RequestContext(ASGIMiddleware):
             await conn.rollback()
         await captured.replay(send)
 
-    async def _authorize(self, conn: AsyncConnection, key: str, needed: str, scope: Scope) -> Principal:
+    async def _authorize(
+        self, conn: AsyncConnection, credential: Credential, needed: str, scope: Scope, headers: Headers
+    ) -> Principal:
         method, path = str(scope.get("method", "")), scope["path"]
+        principal = await self._authenticate(conn, credential, scope, headers)
+        if not principal.allows(needed):
+            raise Forbidden(f"this API key has role '{principal.role}'; {method} {path} needs '{needed}'")
+        self.limiter.check(principal.key_id)
+        return principal
+
+    async def _authenticate(
+        self, conn: AsyncConnection, credential: Credential, scope: Scope, headers: Headers
+    ) -> Principal:
         address = (scope.get("client") or ("unknown", 0))[0]
+        if credential.session_token is not None:
+            self.failed_auth.refuse_if_empty(address)
+            session = await find_session(conn, credential.session_token)
+            if session is None:
+                self.failed_auth.check(address)
+                raise Unauthorized(
+                    "the board session has ended (signed out, expired, or its key was revoked); sign in again"
+                )
+            if str(scope.get("method", "")) not in SAFE_METHODS:
+                session.check_csrf(headers.get(CSRF_HEADER))
+            scope.setdefault("state", {})["board_csrf"] = session.csrf_token
+            return session.principal
+        key = credential.api_key or ""
         if not self.hub.keys.knows(key):
             self.failed_auth.refuse_if_empty(address)
         principal = await authenticate(conn, key, self.hub.keys)
         if principal is None:
             self.failed_auth.check(address)
             raise Unauthorized("invalid or revoked API key", invalid_token=True)
-        if not principal.allows(needed):
-            raise Forbidden(f"this API key has role '{principal.role}'; {method} {path} needs '{needed}'")
-        self.limiter.check(principal.key_id)
         return principal
 
     async def _read_body(self, headers: Headers, receive: Receive) -> bytes:

@@ -1,0 +1,101 @@
+"""Reads only the board needs, beside the domain's own: what a card shows that a task summary
+does not, a task's dependents and history, and each project's totals. No rule lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tracker_service.db.models import events, task_dependencies, task_totals, tasks
+from tracker_service.domain.events.service import entry
+from tracker_service.domain.tasks.states import CLOSED
+
+_dep = tasks.alias("dep")
+
+_CARD_EXTRAS = select(
+    tasks.c.id,
+    tasks.c.lease_expires_at,
+    tasks.c.requires_review,
+    select(func.coalesce(func.array_agg(_dep.c.key), []))
+    .select_from(task_dependencies.join(_dep, _dep.c.id == task_dependencies.c.depends_on_id))
+    .where(task_dependencies.c.task_id == tasks.c.id, _dep.c.status != "completed")
+    .correlate(tasks)
+    .scalar_subquery()
+    .label("blocked_by"),
+).where(tasks.c.id.in_(bindparam("ids", expanding=True)))
+
+
+async def card_extras(conn: AsyncConnection, ids: list[UUID]) -> dict[UUID, Any]:
+    """Per task shown: its lease, whether it needs review, and the keys of unfinished dependencies."""
+    if not ids:
+        return {}
+    return {row.id: row for row in await conn.execute(_CARD_EXTRAS, {"ids": ids})}
+
+
+async def dependents(conn: AsyncConnection, task_id: UUID) -> list[Any]:
+    """Tasks that wait on this one."""
+    rows = await conn.execute(
+        select(tasks.c.key, tasks.c.title, tasks.c.status)
+        .select_from(task_dependencies.join(tasks, tasks.c.id == task_dependencies.c.task_id))
+        .where(task_dependencies.c.depends_on_id == task_id)
+        .order_by(tasks.c.priority_rank, tasks.c.created_at)
+        .limit(200)
+    )
+    return list(rows)
+
+
+async def history(conn: AsyncConnection, tenant: str, entity_id: UUID, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(events)
+        .where(events.c.tenant == tenant, events.c.entity_id == str(entity_id))
+        .order_by(events.c.id.desc())
+        .limit(limit)
+    )
+    return [entry(r) for r in rows]
+
+
+async def project_totals(conn: AsyncConnection, tenant: str) -> dict[str, dict[str, int]]:
+    """{project: {status: n}} from the totals the triggers keep (no count of the rows)."""
+    rows = await conn.execute(
+        select(task_totals.c.project, task_totals.c.status, func.sum(task_totals.c.delta).label("n"))
+        .where(task_totals.c.tenant == tenant)
+        .group_by(task_totals.c.project, task_totals.c.status)
+        .having(func.sum(task_totals.c.delta) != 0)
+        .order_by(task_totals.c.project)
+    )
+    totals: dict[str, dict[str, int]] = {}
+    for row in rows:
+        totals.setdefault(row.project, {})[row.status] = int(row.n)
+    return totals
+
+
+async def open_parents(conn: AsyncConnection, tenant: str, project: str | None, limit: int = 30) -> list[Any]:
+    """Parents not yet closed, with how many of their children are closed: their progress."""
+    child = tasks.alias("child")
+    scope = [child.c.tenant == tenant, child.c.parent_id.is_not(None)]
+    if project is not None:
+        scope.append(child.c.project == project)  # a child is in its parent's project
+    counts = (
+        select(
+            child.c.parent_id,
+            func.count().label("total"),
+            func.count().filter(child.c.status.in_(CLOSED)).label("closed"),
+        )
+        .where(*scope)
+        .group_by(child.c.parent_id)
+        .subquery()
+    )
+    cond = [tasks.c.tenant == tenant, tasks.c.status.not_in(CLOSED)]
+    if project is not None:
+        cond.append(tasks.c.project == project)
+    rows = await conn.execute(
+        select(tasks.c.key, tasks.c.project, tasks.c.title, tasks.c.status, counts.c.total, counts.c.closed)
+        .select_from(tasks.join(counts, counts.c.parent_id == tasks.c.id))
+        .where(*cond)
+        .order_by(tasks.c.priority_rank, tasks.c.created_at)
+        .limit(limit)
+    )
+    return list(rows)
