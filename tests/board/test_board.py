@@ -122,6 +122,11 @@ def test_the_board_keeps_the_apis_rules_and_shows_its_errors(
     expect(error).to_be_visible()
     expect(error).to_contain_text("review")  # the API's REVIEW_REQUIRED detail, as it said it
     assert ok(agent.get(f"/tasks/{task['id']}"))["status"] == "in_progress"
+    # A live refresh (here: another task created) redraws the page but keeps the error in view.
+    refreshed = page.evaluate("document.body.dataset.refreshed || ''")
+    ok(agent.post("/tasks", json={"project": project, "title": "Something else"}), 201)
+    expect(page.locator("body")).not_to_have_attribute("data-refreshed", refreshed)
+    expect(error).to_contain_text("review")
     page_errors.clear()  # the refused write is logged by the browser as a failed request
     assert page_errors == []
 

@@ -141,3 +141,45 @@ def test_revoking_the_key_ends_its_sessions_and_their_live_streams_at_once(track
         assert "event: revoked" in events.lines
         assert client.get("/board").status_code == 303
         problem(client.get("/tasks"), 401, "UNAUTHORIZED")
+
+
+def _column(html: str, status: str) -> tuple[int, list[str]]:
+    """A board column's total and card keys, read from the page."""
+    section = html.split(f'<section class="column" data-status="{status}">', 1)[1].split("</section>", 1)[0]
+    total = int(re.search(r'<span class="count">(\d+)</span>', section).group(1))  # type: ignore[union-attr]
+    return total, re.findall(r'<article class="card[^"]*" data-key="([^"]+)"', section)
+
+
+def test_a_filtered_board_shows_what_the_api_lists_column_by_column(board, api, project):
+    client, _ = board
+    statuses = ["pending", "in_progress", "blocked", "completed"]
+    for i in range(60):
+        body = {
+            "project": project,
+            "title": f"{'Parser' if i % 3 else 'Docs'} item {i}",
+            "status": statuses[i % 4],
+            "assigned_to": f"agent-{i % 2}",
+            "tags": ["ui"] if i % 5 else ["api"],
+            "priority": ("critical", "high", "medium", "low")[i % 4],
+        }
+        ok(api.post("/tasks", json=body), 201)
+    filters = {"assignee": "agent-1", "tag": "ui", "q": "parSER"}
+    for offsets in ({}, {"in_progress_offset": "3", "pending_offset": "20"}):
+        html = client.get(f"/board/projects/{project}", params={**filters, **offsets}).text
+        for status in statuses:
+            offset = int(offsets.get(f"{status}_offset", "0"))
+            listed = ok(
+                api.get(
+                    "/tasks",
+                    params={
+                        "project": project,
+                        "status": status,
+                        "assigned_to": "agent-1",
+                        "tag": "ui",
+                        "q": "parSER",
+                        "limit": 20,
+                        "offset": offset,
+                    },
+                )
+            )
+            assert _column(html, status) == (listed["total"], [t["key"] for t in listed["tasks"]]), status

@@ -30,6 +30,7 @@ from tracker_service.domain.handoffs.service import HandoffService
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.domain.keys.service import authenticate
 from tracker_service.domain.keys.sessions import SESSION_COOKIE, close_session, open_session, session_token_from
+from tracker_service.domain.tasks.queries import TaskFilter
 from tracker_service.domain.tasks.service import TaskService
 from tracker_service.domain.tasks.states import PRIORITIES, STATUSES, TRANSITIONS, VERDICTS
 from tracker_service.errors import TrackerError, Unauthorized
@@ -131,8 +132,11 @@ def _bad_filter(name: str, message: str) -> TrackerError:
 
 async def _with_extras(request: Request, items: list[Any]) -> list[dict[str, Any]]:
     """Task summaries with what a card shows besides: lease, review gate, unfinished dependencies."""
-    conn = request.scope["state"]["conn"]
-    extras = await views.card_extras(conn, [t.id for t in items])
+    extras = await views.card_extras(request.scope["state"]["conn"], [t.id for t in items])
+    return _cards(items, extras)
+
+
+def _cards(items: list[Any], extras: dict[Any, Any]) -> list[dict[str, Any]]:
     cards = []
     for t in items:
         extra = extras.get(t.id)
@@ -196,30 +200,27 @@ class BoardController(Controller):
         project = parse_project(project)
         chosen = one_of("status", request.query_params.get("status"), STATUSES) or list(STATUSES)
         filters = {name: _text_filter(request, name) for name in ("assignee", "tag", "q")}
-        service = _tasks(request)
-        columns = []
-        for status in chosen:
-            offset = _offset(request, f"{status}_offset")
-            page = await service.page(
-                project=project,
-                statuses=[status],
-                assigned_to=filters["assignee"],
-                priority=None,
-                tag=filters["tag"],
-                search=filters["q"],
-                limit=CARDS_PER_COLUMN,
-                offset=offset,
-            )
-            columns.append(
-                {
-                    "status": status,
-                    "total": page.total,
-                    "offset": offset,
-                    "has_more": page.has_more,
-                    "cards": await _with_extras(request, page.tasks),
-                }
-            )
+        offsets = {status: _offset(request, f"{status}_offset") for status in chosen}
+        found = TaskFilter(
+            project=project,
+            statuses=chosen,
+            assigned_to=filters["assignee"],
+            tag=filters["tag"],
+            search=filters["q"],
+        )
+        pages = await _tasks(request).columns(found, offsets, CARDS_PER_COLUMN)
         conn, principal, _ = _services(request)
+        extras = await views.card_extras(conn, [t.id for page in pages.values() for t in page.tasks])
+        columns = [
+            {
+                "status": status,
+                "total": page.total,
+                "offset": offsets[status],
+                "has_more": page.has_more,
+                "cards": _cards(page.tasks, extras),
+            }
+            for status, page in pages.items()
+        ]
         return render(
             request,
             "project.html",

@@ -135,6 +135,9 @@ tasks = Table(
     Index("tasks_list_order", "tenant", "project", "priority_rank", "created_at", "id"),
     Index("tasks_assigned", "tenant", "assigned_to", postgresql_where=text("assigned_to IS NOT NULL")),
     Index("tasks_tags", "tags", postgresql_using="gin"),
+    # Text search (?q=): ILIKE '%text%' on title or key (migration 0010, pg_trgm).
+    Index("tasks_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
+    Index("tasks_key_trgm", "key", postgresql_using="gin", postgresql_ops={"key": "gin_trgm_ops"}),
     Index("tasks_lease", "lease_expires_at", postgresql_where=text("status = 'in_progress'")),
     Index("tasks_children", "parent_id", "status", postgresql_where=text("parent_id IS NOT NULL")),
 )

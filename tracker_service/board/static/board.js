@@ -89,7 +89,9 @@ document.addEventListener("submit", async (event) => {
     await refresh(true);
   } catch (e) {
     errors.set(form.dataset.api, e.message);
+    // A live refresh may have replaced the form while the request ran: show it on the one in the page.
     if (error) { error.textContent = e.message; error.hidden = false; }
+    showErrors();
     toast(e.message, true);
   } finally {
     buttons.forEach((b) => { b.disabled = false; });

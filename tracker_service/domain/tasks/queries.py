@@ -5,12 +5,14 @@ Statements are built once at import: the hot paths (claim, status change) run th
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, select, text
+from sqlalchemy import Integer, Text, and_, bindparam, column, exists, func, or_, select, text, values
 
 from tracker_service.db.models import task_dependencies as deps
 from tracker_service.db.models import tasks
+from tracker_service.domain.tasks.refs import ref_condition
 
 _dep = tasks.alias("dep")
 _child = tasks.alias("child")
@@ -116,3 +118,72 @@ def candidate() -> Any:
 
 
 PEEK = select(*TASK_COLUMNS).where(tasks.c.id == next_task(typed=False).scalar_subquery())
+
+
+@dataclass
+class TaskFilter:
+    """What a list of tasks is narrowed to (GET /tasks, the board): the one meaning of each filter."""
+
+    project: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    assigned_to: str | None = None
+    priority: str | None = None
+    tag: str | None = None
+    parent: str | None = None
+    search: str | None = None
+
+    @property
+    def narrowed(self) -> bool:
+        """Beyond project and status: its rows must be counted (no kept totals say how many)."""
+        return bool(self.search) or any(f is not None for f in (self.assigned_to, self.priority, self.tag, self.parent))
+
+    def conditions(self, tenant: str) -> list[Any]:
+        cond = [tasks.c.tenant == tenant]
+        if self.project is not None:
+            cond.append(tasks.c.project == self.project)
+        if self.statuses:
+            cond.append(tasks.c.status.in_(self.statuses))
+        if self.assigned_to is not None:
+            cond.append(tasks.c.assigned_to == self.assigned_to)
+        if self.priority is not None:
+            cond.append(tasks.c.priority == self.priority)
+        if self.tag is not None:
+            cond.append(tasks.c.tags.contains([self.tag]))
+        if self.parent is not None:
+            # Like every filter, one that matches nothing gives an empty page.
+            parents = select(tasks.c.id).where(*ref_condition(tenant, self.parent, self.project))
+            cond.append(tasks.c.parent_id.in_(parents.scalar_subquery()))
+        if self.search:
+            # Served by the trigram indexes (migration 0010); % and _ are the text itself.
+            like = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            cond.append(or_(tasks.c.title.ilike(like, escape="\\"), tasks.c.key.ilike(like, escape="\\")))
+        return cond
+
+
+def columns_statement(cond: list[Any], found: TaskFilter, offsets: dict[str, int], size: int) -> Any:
+    """Matches ranked and counted per status in one pass; per status the rows of its page, and its
+    first row even off the page, so every column learns its total."""
+    ranked = (
+        select(
+            tasks.c.id.label("match_id"),
+            tasks.c.status.label("column"),
+            func.count().over(partition_by=tasks.c.status).label("total"),
+            func.row_number().over(partition_by=tasks.c.status, order_by=ORDER).label("rn"),
+        )
+        .where(*cond)
+        .cte("ranked")
+    )
+    window = values(column("status", Text), column("start", Integer), name="win").data(
+        [(status, offsets.get(status, 0)) for status in found.statuses]
+    )
+    on_page = and_(ranked.c.rn > window.c.start, ranked.c.rn <= window.c.start + size)
+    return (
+        select(ranked.c.column, ranked.c.total, *SUMMARY_COLUMNS)
+        .select_from(
+            ranked.join(window, window.c.status == ranked.c.column).outerjoin(
+                tasks, and_(tasks.c.id == ranked.c.match_id, on_page)
+            )
+        )
+        .where(or_(ranked.c.rn == 1, on_page))
+        .order_by(ranked.c.column, ranked.c.rn)
+    )

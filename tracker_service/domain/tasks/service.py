@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import task_totals, tasks
@@ -20,7 +20,14 @@ from tracker_service.domain.tasks.change import Change, Outcome, apply
 from tracker_service.domain.tasks.claim import CLAIM
 from tracker_service.domain.tasks.create import Creator, check_handoff
 from tracker_service.domain.tasks.dependencies import lock_edits, set_dependencies
-from tracker_service.domain.tasks.queries import ORDER, PEEK, SUMMARY_COLUMNS, TASK_COLUMNS
+from tracker_service.domain.tasks.queries import (
+    ORDER,
+    PEEK,
+    SUMMARY_COLUMNS,
+    TASK_COLUMNS,
+    TaskFilter,
+    columns_statement,
+)
 from tracker_service.domain.tasks.refs import ambiguous, ref_condition, resolve
 from tracker_service.domain.tasks.schemas import (
     BatchOut,
@@ -97,25 +104,9 @@ class TaskService:
         limit: int,
         offset: int,
     ) -> TaskPage:
-        cond = [tasks.c.tenant == self.tenant]
-        if project is not None:
-            cond.append(tasks.c.project == project)
-        if statuses:
-            cond.append(tasks.c.status.in_(statuses))
-        if assigned_to is not None:
-            cond.append(tasks.c.assigned_to == assigned_to)
-        if priority is not None:
-            cond.append(tasks.c.priority == priority)
-        if tag is not None:
-            cond.append(tasks.c.tags.contains([tag]))
-        if parent is not None:
-            # Like every filter, one that matches nothing gives an empty page.
-            parents = select(tasks.c.id).where(*ref_condition(self.tenant, parent, project))
-            cond.append(tasks.c.parent_id.in_(parents.scalar_subquery()))
-        if search:
-            like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            cond.append(or_(tasks.c.title.ilike(like, escape="\\"), tasks.c.key.ilike(like, escape="\\")))
-        if search or any(f is not None for f in (assigned_to, priority, tag, parent)):
+        found = TaskFilter(project, statuses, assigned_to, priority, tag, parent, search)
+        cond = found.conditions(self.tenant)
+        if found.narrowed:
             counted = select(func.count()).select_from(tasks).where(*cond)
         else:
             # By project and status only: the sum of the triggers' deltas, not a count of the rows.
@@ -131,6 +122,36 @@ class TaskService:
         )
         items = [TaskSummary.model_validate(dict(r._mapping)) for r in rows]
         return TaskPage(tasks=items, total=total, has_more=offset + len(items) < total)
+
+    async def columns(self, found: TaskFilter, offsets: dict[str, int], size: int) -> dict[str, TaskPage]:
+        """A page of each status in `found.statuses` (a board's columns), each from its own offset.
+
+        Unnarrowed, each column is a page read from its index, with totals from the triggers.
+        Narrowed (assignee, tag, text...), the matches are found once, in one statement that
+        ranks and counts them per status, instead of once per column and again per count.
+        """
+        if not found.narrowed:
+            return {
+                status: await self.page(
+                    project=found.project,
+                    statuses=[status],
+                    assigned_to=None,
+                    priority=None,
+                    tag=None,
+                    limit=size,
+                    offset=offsets.get(status, 0),
+                )
+                for status in found.statuses
+            }
+        pages = {status: TaskPage(tasks=[], total=0, has_more=False) for status in found.statuses}
+        for row in await self.conn.execute(columns_statement(found.conditions(self.tenant), found, offsets, size)):
+            page = pages[row.column]
+            page.total = row.total
+            if row.id is not None:
+                page.tasks.append(TaskSummary.model_validate(dict(row._mapping)))
+        for status, page in pages.items():
+            page.has_more = offsets.get(status, 0) + len(page.tasks) < page.total
+        return pages
 
     async def peek_next(self, project: str, status: str, agent: str | None) -> NextTaskOut:
         """The task a claim would take now (reads only)."""
