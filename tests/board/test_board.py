@@ -156,9 +156,11 @@ def test_a_person_creates_and_edits_a_task(
     page.locator(".side-forms form").get_by_role("button", name="Save").click()
     expect(page.locator("h1 .task-title")).to_have_text("Renamed by a person")
     assert ok(agent.get(f"/tasks/{key}"))["title"] == "Renamed by a person"
-    # The parent's page shows its child and progress.
+    # The parent's page shows its child and progress; so does the overview, among parents in progress.
     page.goto(f"{tracker_url}/board/tasks/{parent['key']}")
     expect(page.locator(".links")).to_contain_text(key)
+    page.goto(f"{tracker_url}/board")
+    expect(page.locator("#parents li", has_text=parent["key"])).to_contain_text("0/1")
     assert page_errors == []
 
 

@@ -73,29 +73,32 @@ async def project_totals(conn: AsyncConnection, tenant: str) -> dict[str, dict[s
 
 
 async def open_parents(conn: AsyncConnection, tenant: str, project: str | None, limit: int = 30) -> list[Any]:
-    """Parents not yet closed, with how many of their children are closed: their progress."""
+    """Parents with open children, with how many of their children are closed: their progress.
+    The parents come first from their own index (migration 0010), then only their children are
+    counted, so the cost stays with the `limit` shown, not with the project's size."""
     child = tasks.alias("child")
-    scope = [child.c.tenant == tenant, child.c.parent_id.is_not(None)]
-    if project is not None:
-        scope.append(child.c.project == project)  # a child is in its parent's project
-    counts = (
-        select(
-            child.c.parent_id,
-            func.count().label("total"),
-            func.count().filter(child.c.status.in_(CLOSED)).label("closed"),
-        )
-        .where(*scope)
-        .group_by(child.c.parent_id)
-        .subquery()
-    )
-    cond = [tasks.c.tenant == tenant, tasks.c.status.not_in(CLOSED)]
+    cond = [tasks.c.tenant == tenant, tasks.c.open_children > 0, tasks.c.status.not_in(CLOSED)]
     if project is not None:
         cond.append(tasks.c.project == project)
-    rows = await conn.execute(
-        select(tasks.c.key, tasks.c.project, tasks.c.title, tasks.c.status, counts.c.total, counts.c.closed)
-        .select_from(tasks.join(counts, counts.c.parent_id == tasks.c.id))
+    shown = (
+        select(tasks.c.id, tasks.c.key, tasks.c.project, tasks.c.title, tasks.c.status)
         .where(*cond)
         .order_by(tasks.c.priority_rank, tasks.c.created_at)
         .limit(limit)
+        .subquery()
+    )
+
+    def children(*more: Any) -> Any:
+        return select(func.count()).where(child.c.parent_id == shown.c.id, *more).scalar_subquery()
+
+    rows = await conn.execute(
+        select(
+            shown.c.key,
+            shown.c.project,
+            shown.c.title,
+            shown.c.status,
+            children().label("total"),
+            children(child.c.status.in_(CLOSED)).label("closed"),
+        )
     )
     return list(rows)

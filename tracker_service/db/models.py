@@ -138,6 +138,15 @@ tasks = Table(
     # Text search (?q=): ILIKE '%text%' on title or key (migration 0010, pg_trgm).
     Index("tasks_title_trgm", "title", postgresql_using="gin", postgresql_ops={"title": "gin_trgm_ops"}),
     Index("tasks_key_trgm", "key", postgresql_using="gin", postgresql_ops={"key": "gin_trgm_ops"}),
+    # The board's parents in progress (migration 0010).
+    Index(
+        "tasks_open_parents",
+        "tenant",
+        "project",
+        "priority_rank",
+        "created_at",
+        postgresql_where=text("open_children > 0"),
+    ),
     Index("tasks_lease", "lease_expires_at", postgresql_where=text("status = 'in_progress'")),
     Index("tasks_children", "parent_id", "status", postgresql_where=text("parent_id IS NOT NULL")),
 )
