@@ -32,7 +32,14 @@ def render(r: dict[str, Any]) -> str:
         + ".",
         "",
     ]
-    renderers = {"e2e": _e2e, "throughput": _throughput, "scaling": _scaling, "startup": _startup, "profile": _profile}
+    renderers = {
+        "e2e": _e2e,
+        "throughput": _throughput,
+        "scaling": _scaling,
+        "startup": _startup,
+        "profile": _profile,
+        "board": _board,
+    }
     for section, render_section in renderers.items():
         if section not in r:
             continue
@@ -191,6 +198,40 @@ def _profile(p: dict[str, Any]) -> list[str]:
                 "",
             ]
     return lines
+
+
+def _board(b: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### 6. Board pages (project {b['project']!r}; beside it {b['neighbours']}; tasks table {b['tasks_table_mb']:.0f} MB at the largest size)",
+        "",
+        "Filters: " + "; ".join(f"{name}: `{q}`" for name, q in b["filters"].items() if q) + ".",
+        "",
+        "| tasks | page | median ms | p95 ms | p99 ms | median / API list | p95 / API list | tasks matched |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in b["sizes"]:
+        for name, s in row["ops"].items():
+            r = row["board_over_list"].get(name, {"median": 1.0, "p95": 1.0})
+            shown = row["columns_shown"].get(name, row["columns_shown"]["board"])
+            lines.append(
+                f"| {row['tasks']:,} | {name} | {_ms(s['median'])} | {_ms(s['p95'])} | {_ms(s['p99'])} | "
+                f"{_x(r['median'])} | {_x(r['p95'])} | {sum(shown.values()):,} |"
+            )
+    loads = ", ".join(f"{row['tasks']:,} tasks: {row['load_average_after'][0]}" for row in b["sizes"])
+    lines += [
+        "",
+        f"Load average after measuring each size: {loads}.",
+        "",
+        f"Statements per board page at {b['sizes'][-1]['tasks']:,} tasks (recorded in process, each SELECT re-run under EXPLAIN ANALYZE):",
+        "",
+        "| page | statements | sum of execution times ms | slowest three (ms) |",
+        "|---|---:|---:|---|",
+    ]
+    for name, p in b["statements_at_largest"].items():
+        slow = sorted((r for r in p["rows"] if r.get("ms") is not None), key=lambda r: -r["ms"])[:3]
+        top = "; ".join(f"{r['ms']:.1f}: `{' '.join(r['sql'].split())[:70]}...`" for r in slow)
+        lines.append(f"| {name} | {p['statements']} | {_ms(p['explained_ms_sum'])} | {top} |")
+    return lines + [""]
 
 
 def _interesting(rows: list[list[Any]] | list[tuple[str, float]]) -> list[tuple[str, float]]:

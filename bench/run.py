@@ -2,7 +2,8 @@
 
 python -m bench                      # everything, default sizes (about 6-10 minutes on 2 cores)
 python -m bench --quick              # smaller sizes and counts (about 2-3 minutes)
-python -m bench --only e2e,profile   # some sections: e2e, throughput, scaling, startup, profile
+python -m bench --only e2e,profile   # some sections: e2e, throughput, scaling, startup, profile, board
+python -m bench.board                # the board section alone (= python -m bench --only board)
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any
 
 import psutil
 
-from bench import e2e, profiling, report, scaling, startup, throughput
+from bench import board, e2e, profiling, report, scaling, startup, throughput
 from bench.env import World
 
-SECTIONS = ("e2e", "throughput", "scaling", "startup", "profile")
+SECTIONS = ("e2e", "throughput", "scaling", "startup", "profile", "board")
 RESULTS = Path(__file__).parent / "results"
 
 FULL = {
@@ -32,6 +33,7 @@ FULL = {
     "scaling": {"sizes": [10_000, 100_000, 1_000_000], "samples": 200, "max_seconds_per_size": 120},
     "startup": {"repeats": 5, "fresh_repeats": 2},
     "profile": {"calls": 100, "spy_seconds": 10},
+    "board": {"sizes": [10_000, 1_000_000], "samples": 100, "warmup": 5, "max_seconds_per_size": 180},
 }
 QUICK = {
     "e2e": {"iterations": 60, "warmup": 5, "max_seconds": 90},
@@ -39,6 +41,7 @@ QUICK = {
     "scaling": {"sizes": [10_000, 100_000], "samples": 50, "max_seconds_per_size": 60},
     "startup": {"repeats": 2, "fresh_repeats": 1},
     "profile": {"calls": 40, "spy_seconds": 6},
+    "board": {"sizes": [10_000, 100_000], "samples": 30, "warmup": 3, "max_seconds_per_size": 60},
 }
 
 
@@ -76,7 +79,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, command: str | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     when = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command or "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "started_utc": when.isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
         "machine": machine(),
@@ -142,6 +145,8 @@ def _section(
         results["scaling"] = scaling.run(world, **plan["scaling"])
     elif section == "startup":
         results["startup"] = startup.run(world, **plan["startup"])
+    elif section == "board":
+        results["board"] = board.run(world, **plan["board"])
     elif section == "profile":
         tool = args.profile_tool or _slowest(results) or "add_task(10)"
         results["profile"] = {tool: profiling.run(world, tool, out_dir=RESULTS, **plan["profile"])}
