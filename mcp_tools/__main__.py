@@ -32,9 +32,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     from .server import build_server
 
     client = TrackerClient(config)
-    logging.getLogger("mcp_tools").info("serving tools for %s (timeout %gs)", config.base_url, config.timeout)
+    logging.getLogger("mcp_tools").info(
+        "serving tools for %s (timeout %gs; toolsets %s)", config.base_url, config.timeout, config.surface
+    )
     try:
-        build_server(client).run("stdio")
+        build_server(client, config.surface).run("stdio")
     finally:
         client.close()
 

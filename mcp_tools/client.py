@@ -14,8 +14,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -32,18 +33,22 @@ from .models import (
     Handoff,
     HandoffPage,
     HandoffReceipt,
+    HandoffSummary,
     Lease,
+    LogEntry,
     LogPage,
     NextTask,
     Reservation,
     Task,
     TaskPage,
+    TaskSummary,
 )
 from .transport import IDEMPOTENCY_HEADER, WRITE_METHODS, IdempotentRetryAdapter, default_retry
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+Item = TypeVar("Item")
 
 USER_AGENT = "tracker-mcp"
 DEFAULT_SYNC_WAIT = 120.0
@@ -149,9 +154,9 @@ class TrackerClient:
         body = self._request("POST", "/tasks/next", json={"project": project, "agent": agent})
         return _parse(NextTask, body)
 
-    def list_tasks(self, limit: int = 50, offset: int = 0, **filters: str | None) -> TaskPage:
+    def list_tasks(self, limit: int = 50, offset: int = 0, **filters: str | None) -> Listing[TaskSummary]:
         body = self._request("GET", "/tasks", params=_params(limit=limit, offset=offset, **filters))
-        return _parse(TaskPage, {**body, "next_offset": _next_offset(body, "tasks", offset)})
+        return _listing(TaskPage, body, "tasks")
 
     def get_task(self, ref: str, project: str | None = None) -> Task:
         body = self._request("GET", f"/tasks/{_ref(ref)}", params=_params(project=project), subject=ref)
@@ -168,7 +173,7 @@ class TrackerClient:
         self,
         ref: str,
         status: str,
-        completion_notes: str = "",
+        completion_notes: str | None = None,
         result: Any = None,
         project: str | None = None,
         agent: str | None = None,
@@ -211,9 +216,9 @@ class TrackerClient:
     def create_handoff(self, handoff: dict[str, Any]) -> HandoffReceipt:
         return _parse(HandoffReceipt, self._request("POST", "/handoffs", json=handoff))
 
-    def list_handoffs(self, limit: int = 20, offset: int = 0, **filters: str | None) -> HandoffPage:
+    def list_handoffs(self, limit: int = 20, offset: int = 0, **filters: str | None) -> Listing[HandoffSummary]:
         body = self._request("GET", "/handoffs", params=_params(limit=limit, offset=offset, **filters))
-        return _parse(HandoffPage, {**body, "next_offset": _next_offset(body, "handoffs", offset)})
+        return _listing(HandoffPage, body, "handoffs")
 
     def get_handoff(self, handoff_id: str) -> Handoff:
         return _parse(Handoff, self._request("GET", f"/handoffs/{_ref(handoff_id)}"))
@@ -225,8 +230,9 @@ class TrackerClient:
         body = self._request("PATCH", f"/handoffs/{_ref(handoff_id)}", json={"status": status})
         return _parse(HandoffReceipt, body)
 
-    def log(self, limit: int = 50, **filters: str | None) -> LogPage:
-        return _parse(LogPage, self._request("GET", "/log", params=_params(limit=limit, **filters)))
+    def log(self, limit: int = 50, **filters: str | None) -> list[LogEntry]:
+        """The newest ``limit`` entries (the tracker caps it, at 200 by default), newest first."""
+        return _parse(LogPage, self._request("GET", "/log", params=_params(limit=limit, **filters))).entries
 
     def delegate(self, request: dict[str, Any]) -> Delegation:
         """With ``sync`` the tracker answers when the work is done: wait options.timeout longer."""
@@ -256,5 +262,15 @@ def _parse(model: type[M], body: Any) -> M:
         ) from exc
 
 
-def _next_offset(body: dict[str, Any], items: str, offset: int) -> int | None:
-    return offset + len(body.get(items, [])) if body.get("has_more") else None
+@dataclass
+class Listing(Generic[Item]):
+    """One page of a tracker list: its items, the total, and whether more follow."""
+
+    items: list[Item]
+    total: int | None
+    more: bool
+
+
+def _listing(model: type[TaskPage] | type[HandoffPage], body: Any, key: str) -> Listing[Any]:
+    page = _parse(model, body)
+    return Listing(getattr(page, key), page.total, bool(isinstance(body, dict) and body.get("has_more")))

@@ -24,8 +24,67 @@ TRANSPORTS: tuple[Transport, ...] = ("stdio", "streamable-http")
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
 
 
+#: The tool areas, each a module of ``mcp_tools.toolsets``.
+TOOLSETS: tuple[str, ...] = ("tasks", "ids", "handoffs", "activity")
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
 class ConfigError(ValueError):
     """The command line or environment cannot start the bridge; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Surface:
+    """Which tools a client sees: some toolsets (default all), and optionally only the read-only tools.
+
+    Set for the process by ``--toolsets``/``--read-only`` (or ``TASK_TRACKING_TOOLSETS`` and
+    ``TASK_TRACKING_READ_ONLY``); over streamable HTTP a client narrows it further with the
+    ``X-MCP-Toolsets`` and ``X-MCP-Readonly`` headers, never widens it.
+    """
+
+    toolsets: frozenset[str] = frozenset(TOOLSETS)
+    read_only: bool = False
+
+    @classmethod
+    def parse(
+        cls,
+        toolsets: str | None = None,
+        read_only: str | bool | None = None,
+        names: tuple[str, str] = ("--toolsets", "--read-only"),
+    ) -> Surface:
+        """From a comma-separated list (``all`` or empty: every toolset) and a yes/no.
+
+        ``names`` are where each came from, for the ConfigError that says what is malformed.
+        """
+        chosen = {name.strip().lower() for name in (toolsets or "").split(",") if name.strip()}
+        if not chosen or "all" in chosen:
+            chosen = set(TOOLSETS)
+        unknown = sorted(chosen - set(TOOLSETS))
+        if unknown:
+            raise ConfigError(
+                f"{names[0]}: unknown toolset {', '.join(unknown)}; choose from {', '.join(TOOLSETS)}, or all"
+            )
+        return cls(frozenset(chosen), _flag(read_only, names[1]))
+
+    def narrowed(self, other: Surface) -> Surface:
+        """What both allow."""
+        return Surface(self.toolsets & other.toolsets, self.read_only or other.read_only)
+
+    def __str__(self) -> str:
+        names = ",".join(name for name in TOOLSETS if name in self.toolsets) or "none"
+        return f"{names}{' (read-only)' if self.read_only else ''}"
+
+
+def _flag(value: str | bool | None, name: str) -> bool:
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = value.strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -42,13 +101,14 @@ class Config:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     allowed_hosts: tuple[str, ...] = ()
+    surface: Surface = Surface()
 
     def __repr__(self) -> str:  # the key never reaches a log line or a traceback
         key = "***" if self.api_key else None
         return (
             f"Config(base_url={self.base_url!r}, timeout={self.timeout!r}, api_key={key!r}, "
             f"transport={self.transport!r}, host={self.host!r}, port={self.port!r}, "
-            f"allowed_hosts={self.allowed_hosts!r})"
+            f"allowed_hosts={self.allowed_hosts!r}, surface={self.surface!r})"
         )
 
     @classmethod
@@ -71,12 +131,20 @@ class Config:
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"TASK_TRACKING_URL must start with http:// or https://, got {base_url!r}")
         timeout = _positive(env.get("TASK_TRACKING_TIMEOUT") or str(DEFAULT_TIMEOUT))
+        surface = Surface.parse(
+            flags.toolsets if flags.toolsets is not None else env.get("TASK_TRACKING_TOOLSETS"),
+            flags.read_only or env.get("TASK_TRACKING_READ_ONLY"),
+            (
+                "--toolsets" if flags.toolsets is not None else "TASK_TRACKING_TOOLSETS",
+                "--read-only" if flags.read_only else "TASK_TRACKING_READ_ONLY",
+            ),
+        )
 
         if transport == "stdio":
             api_key = env.get("TASK_TRACKING_API_KEY", "").strip()
             if not api_key:
                 raise ConfigError("TASK_TRACKING_API_KEY environment variable not set")
-            return cls(api_key=api_key, base_url=base_url, timeout=timeout)
+            return cls(api_key=api_key, base_url=base_url, timeout=timeout, surface=surface)
 
         # Over HTTP a key set for the process is deliberately not used: a client that sends no key
         # must get a 401, never the operator's tenant.
@@ -97,6 +165,7 @@ class Config:
             host=host,
             port=port,
             allowed_hosts=allowed_hosts,
+            surface=surface,
         )
 
 
@@ -117,6 +186,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="streamable-http: a Host header to accept besides loopback names, repeatable; required with "
         "--host 0.0.0.0 (TRACKER_MCP_ALLOWED_HOSTS, comma-separated)",
+    )
+    parser.add_argument(
+        "--toolsets",
+        metavar="LIST",
+        help=f"comma-separated tool areas to offer: {','.join(TOOLSETS)} or all (default; TASK_TRACKING_TOOLSETS)",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        default=None,
+        help="offer only the tools that change nothing (TASK_TRACKING_READ_ONLY=true)",
     )
     return parser
 

@@ -12,6 +12,10 @@ manager binds each MCP session to the key that opened it (another key gets 404 f
 it would advertise an OAuth authorization server, and there is none (keys are made with
 ``tracker keys create``). DNS-rebinding protection (Host and Origin checks) is always on. A key's
 sessions end when the tracker revokes it (``revocation``).
+
+One server serves every client, so a client chooses its tools per request, with the
+``X-MCP-Toolsets`` and ``X-MCP-Readonly`` headers (``gate``), within what ``--toolsets`` and
+``--read-only`` offer.
 """
 
 from __future__ import annotations
@@ -163,14 +167,16 @@ def _run_beside_sessions(app: Starlette, watches: KeyWatches) -> None:
 def serve(config: Config) -> None:
     """Serve until interrupted (uvicorn handles SIGINT and SIGTERM)."""
     client = TrackerClient(config, session=build_session(pool_maxsize=POOL_SIZE), api_key=request_key)
-    app = build_app(build_server(client), config)
+    app = build_app(build_server(client, config.surface), config)
     log.info(
         "serving tools for %s at http://%s:%d%s; keys come from each client's Authorization header "
-        "(TASK_TRACKING_API_KEY is not used); allowed hosts: %s",
+        "(TASK_TRACKING_API_KEY is not used); toolsets %s (X-MCP-Toolsets and X-MCP-Readonly narrow them); "
+        "allowed hosts: %s",
         config.base_url,
         _bracketed(config.host),
         config.port,
         MCP_PATH,
+        config.surface,
         ", ".join(allowed_names(config)),
     )
     try:

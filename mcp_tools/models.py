@@ -4,16 +4,27 @@ Fields the tracker may omit default to ``None`` (or empty), and fields it adds l
 ignored, so a newer tracker never breaks an older bridge. Timestamps stay ISO 8601 strings.
 """
 
+from __future__ import annotations
+
 import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, WithJsonSchema, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    model_serializer,
+    model_validator,
+)
 
 
 def compact_schema(schema: dict[str, Any]) -> None:
-    """Drop pydantic's ``title``s (restated field names) and ``default``s: fewer characters in
-    ``tools/list``, same contract. Nullable fields keep the portable ``anyOf`` spelling (a ``type``
-    list is shorter, but clients that map schemas onto single-type dialects reject it).
+    """Drop pydantic's ``title``s and ``default``s of a model's own properties (tools' schemas get
+    ``toolsets.common.lean_schema`` on top, which also folds away the null branches).
     """
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
@@ -21,21 +32,15 @@ def compact_schema(schema: dict[str, Any]) -> None:
         prop.pop("default", None)
 
 
-# Text the tracker may leave out: published as a string that may be absent, and absent it is, since
-# answers leave out optional fields that are null (Out). A fifth of the anyOf of string and null in
-# tools/list, where the Task alone is repeated in four output schemas, and every client's dialect
-# has it (a type list is shorter still, but not portable).
-Maybe = Annotated[str | None, WithJsonSchema({"type": "string"})]
+# Text the tracker may leave out. Answers leave out every field that is null (Out), so an optional
+# field is published as its plain type (a string here), never as anyOf of it and null: shorter in
+# tools/list, and every client's schema dialect has it.
+Maybe = str | None
 
 
 @functools.cache
-def _absent_when_null(model: type[BaseModel]) -> frozenset[str]:
-    """Fields whose published schema has no null: those given one with WithJsonSchema."""
-    return frozenset(
-        name
-        for name, field in model.model_fields.items()
-        if any(isinstance(meta, WithJsonSchema) for meta in field.metadata)
-    )
+def _optional_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, field in model.model_fields.items() if not field.is_required())
 
 
 class Out(BaseModel):
@@ -43,11 +48,13 @@ class Out(BaseModel):
 
     @model_serializer(mode="wrap")
     def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Fields published as absent-or-value (Maybe, and the like) are left out when null."""
+        """Optional fields that are null are left out: absent means none, and the answer stays compact.
+
+        A required field keeps its null (``NextTask.task``): there the null is the answer.
+        """
         data: dict[str, Any] = handler(self)
-        return {
-            key: value for key, value in data.items() if value is not None or key not in _absent_when_null(type(self))
-        }
+        optional = _optional_fields(type(self))
+        return {key: value for key, value in data.items() if value is not None or key not in optional}
 
 
 class Dependency(Out):
@@ -99,14 +106,13 @@ class Lease(Out):
 
 
 class NextTask(Out):
-    task: Task | None = Field(description="null when no task matches.")
-    hint: Maybe = Field(None, description="Why task is null.")
+    task: Task | None = Field(description="null when none matches.")
+    hint: Maybe = Field(None, description="Why no task.")
 
 
 class Page(Out):
-    total: int
-    has_more: bool
-    next_offset: int | None = Field(None, description="Pass as offset for the next page; null on the last page.")
+    total: int | None = None
+    next_cursor: str | None = Field(None, description="Absent on the last page.")
 
 
 class TaskPage(Page):
@@ -167,6 +173,7 @@ class HandoffReceipt(HandoffBase):
 class Handoff(HandoffReceipt):
     content: str
     metadata: dict[str, Any] | None = None
+    next_cursor: str | None = Field(None, description="The content goes on: pass as cursor.")
 
 
 class HandoffPage(Page):
@@ -175,15 +182,28 @@ class HandoffPage(Page):
 
 class LogEntry(Out):
     timestamp: str
-    type: str
     event: str | None = Field(None, description="e.g. task.created")
     project: Maybe = None
     summary: str
     id: Maybe = None
     actor: Maybe = None
+    # The tracker's event id: where a page ends, for the cursor; not part of the answer.
+    _event_id: int | None = PrivateAttr(None)
+
+    @property
+    def event_id(self) -> int | None:
+        return self._event_id
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_event_id(cls, data: Any, handler: ModelWrapValidatorHandler[LogEntry]) -> LogEntry:
+        entry = handler(data)
+        if isinstance(data, dict) and isinstance(data.get("event_id"), int):
+            entry._event_id = data["event_id"]
+        return entry
 
 
-class LogPage(Out):
+class LogPage(Page):
     entries: list[LogEntry]
 
 

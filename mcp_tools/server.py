@@ -1,9 +1,12 @@
-"""Assemble the MCP server: one client, every toolset registered against it."""
+"""Assemble the MCP server: one client, the tools and resources of the chosen surface."""
 
 from mcp.server.mcpserver import MCPServer
 
 from .client import TrackerClient
+from .config import Surface
+from .gate import SurfaceGate
 from .toolsets import activity, handoffs, ids, tasks
+from .toolsets.common import Catalogue
 
 INSTRUCTIONS = """\
 Shared task tracker for agents. Typical loop: get_next_task(project_id, claim=true, agent=<you>),
@@ -12,10 +15,28 @@ with get_next_available_id / reserve_id_range, never by guessing. Lists return s
 one item with get_task / get_handoff."""
 
 
-def build_server(client: TrackerClient) -> MCPServer:
-    server = MCPServer("tracker", instructions=INSTRUCTIONS, version=_version())
+def catalogue(client: TrackerClient) -> Catalogue:
+    """Every toolset's tools and resources, built once per server."""
+    tools = Catalogue()
     for toolset in (tasks, ids, handoffs, activity):
-        toolset.register(server, client)
+        toolset.register(tools, client)
+    return tools
+
+
+def build_server(client: TrackerClient, surface: Surface | None = None) -> MCPServer:
+    """The server offering ``surface``; over HTTP a client's headers may narrow it (``gate``)."""
+    surface = surface or Surface()
+    tools = catalogue(client)
+    server = MCPServer(
+        "tracker",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        tools=tools.select(surface),
+        middleware=[SurfaceGate(tools, surface)],
+    )
+    for toolset, add in tools.resources:
+        if toolset in surface.toolsets:
+            add(server)
     return server
 
 

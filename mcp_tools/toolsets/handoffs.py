@@ -6,33 +6,33 @@ lists carry summaries only, so a page of handoffs never floods the context.
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
+from .. import paging
 from ..client import TrackerClient
 from ..models import Handoff, HandoffPage, HandoffReceipt
-from .common import CREATE, READ, UPDATE, Limit, Offset, ProjectFilter, ProjectId, Since, tool
+from .common import CREATE, READ, UPDATE, AnyOf, Catalogue, Cursor, Filter, Limit, ProjectId, Since
+
+TOOLSET = "handoffs"
 
 Direction = Literal["cc_to_ai", "ai_to_cc"]
 HandoffStatus = Literal["pending", "read", "processed", "archived"]
-HandoffId = Annotated[str, Field(min_length=1, description="Handoff UUID.")]
-Sender = Annotated[str | None, Field(description="Sending agent, e.g. 'cc'.")]
-Recipient = Annotated[str | None, Field(description="Receiving agent, e.g. 'claude_ai'.")]
+HandoffId = Annotated[str, Field(min_length=1)]
 
 
-def register(server: MCPServer, client: TrackerClient) -> None:
-    @tool(server, CREATE)
+def register(tools: Catalogue, client: TrackerClient) -> None:
+    @tools.tool(TOOLSET, CREATE)
     def create_handoff(
         project_id: ProjectId,
-        task: Annotated[str, Field(min_length=1, max_length=200, description="Topic slug, e.g. 'sprint3-status'.")],
-        content: Annotated[str, Field(min_length=1, description="The handoff, markdown.")],
-        direction: Annotated[Direction | None, Field(description="Or give from_agent/to_agent.")] = None,
-        from_agent: Sender = None,
-        to_agent: Recipient = None,
-        response_to: Annotated[str | None, Field(description="UUID of the handoff this answers.")] = None,
-        metadata: Annotated[dict[str, Any] | None, Field(description="Extra JSON fields.")] = None,
+        task: Annotated[str, Field(min_length=1, max_length=200, description="Topic slug.")],
+        content: Annotated[str, Field(min_length=1, description="Markdown.")],
+        direction: Annotated[Direction | None, Field(description="Or from_agent/to_agent.")] = None,
+        from_agent: Annotated[str | None, Field(description="Sender, e.g. cc.")] = None,
+        to_agent: Annotated[str | None, Field(description="Recipient, e.g. claude_ai.")] = None,
+        response_to: Annotated[str | None, Field(description="UUID of the handoff answered.")] = None,
+        metadata: dict[str, Any] | None = None,
     ) -> HandoffReceipt:
-        """Post a markdown handoff for another agent; returns its id and a public_url readable without a key."""
+        """Post a markdown handoff for another agent; public_url reads it without a key."""
         handoff = {
             "project": project_id,
             "task": task,
@@ -45,33 +45,43 @@ def register(server: MCPServer, client: TrackerClient) -> None:
         }
         return client.create_handoff({k: v for k, v in handoff.items() if v is not None})
 
-    @tool(server, READ)
+    @tools.tool(TOOLSET, READ)
     def list_handoffs(
-        project_id: ProjectFilter = None,
-        status: Annotated[HandoffStatus | None, Field(description="Only handoffs in this status.")] = None,
-        direction: Annotated[Direction | None, Field(description="Only this direction.")] = None,
-        to_agent: Annotated[str | None, Field(description="Only handoffs addressed to this agent.")] = None,
+        project_id: Filter = None,
+        status: AnyOf = None,
+        direction: AnyOf = None,
+        to_agent: Filter = None,
         since: Since = None,
         limit: Limit = 20,
-        offset: Offset = 0,
+        cursor: Cursor = None,
     ) -> HandoffPage:
-        """List handoff summaries (no content), newest first; e.g. status='pending' and to_agent=you."""
-        return client.list_handoffs(
-            limit, offset, project=project_id, status=status, direction=direction, to_agent=to_agent, since=since
+        """Handoff summaries, newest first; get_handoff has the content."""
+        offset, query, _ = paging.resume(
+            cursor, project=project_id, status=status, direction=direction, to_agent=to_agent, since=since
         )
+        listing = client.list_handoffs(limit, offset, **query)
+        items, next_cursor = paging.cut(listing.items, offset, listing.more, query)
+        return HandoffPage(handoffs=items, total=listing.total, next_cursor=next_cursor)
 
-    @tool(server, READ)
-    def get_handoff(handoff_id: HandoffId) -> Handoff:
-        """Return one handoff with its markdown content."""
-        return client.get_handoff(handoff_id)
+    @tools.tool(TOOLSET, READ)
+    def get_handoff(handoff_id: HandoffId, cursor: Cursor = None) -> Handoff:
+        """One handoff with its markdown; a long one comes in pieces (next_cursor)."""
+        start, _, _ = paging.resume(cursor, id=handoff_id)
+        handoff = client.get_handoff(handoff_id)
+        content = handoff.content
+        room = paging.ANSWER_BUDGET - len(handoff.model_copy(update={"content": ""}).model_dump_json()) - 100
+        if start == 0 and len(content) <= room:
+            return handoff
+        piece = paging.text_piece(content, min(start, len(content)), max(room, 1_000))
+        end = start + len(piece)
+        next_cursor = paging.encode_cursor(end, {"id": handoff_id}) if end < len(content) else None
+        return handoff.model_copy(update={"content": piece, "next_cursor": next_cursor})
 
-    @tool(server, UPDATE)
-    def update_handoff_status(
-        handoff_id: HandoffId, status: Annotated[HandoffStatus, Field(description="New status.")]
-    ) -> HandoffReceipt:
-        """Move a handoff along pending -> read -> processed -> archived."""
+    @tools.tool(TOOLSET, UPDATE)
+    def update_handoff_status(handoff_id: HandoffId, status: HandoffStatus) -> HandoffReceipt:
+        """Move a handoff: pending, read, processed, archived."""
         return client.set_handoff_status(handoff_id, status)
 
-    @server.resource("tracker://handoffs/{id}", mime_type="text/markdown", description="A handoff's markdown.")
+    @tools.resource(TOOLSET, "tracker://handoffs/{id}", mime_type="text/markdown", description="A handoff's markdown.")
     def handoff_resource(id: str) -> str:
         return client.handoff_markdown(id)

@@ -6,33 +6,27 @@ both using. ``get_next_available_id`` allocates, so the ID it returns is yours.
 
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from ..client import TrackerClient
 from ..models import Reservation
-from .common import CREATE, ProjectId, tool
+from .common import CREATE, Catalogue, ProjectId
 
-ArtifactType = Annotated[str, Field(min_length=1, description="ID prefix: US, SPEC, TASK...")]
+TOOLSET = "ids"
+ArtifactType = Annotated[str, Field(min_length=1, description="Prefix: US, SPEC, TASK...")]
 
 
-def register(server: MCPServer, client: TrackerClient) -> None:
-    @tool(server, CREATE)
+def register(tools: Catalogue, client: TrackerClient) -> None:
+    @tools.tool(TOOLSET, CREATE)
     def get_next_available_id(artifact_type: ArtifactType, project_id: ProjectId) -> str:
-        """Allocate the next sequential ID of a type in a project and return it, e.g. "US-028".
-
-        Atomic: two agents never get the same ID. Each call uses one up.
-        """
+        """Allocate the next ID of a type in a project, e.g. US-028; never given twice."""
         return client.allocate_id(artifact_type, project_id)
 
-    @tool(server, CREATE)
+    @tools.tool(TOOLSET, CREATE)
     def reserve_id_range(
         artifact_type: ArtifactType,
-        count: Annotated[int, Field(ge=1, le=100, description="How many consecutive IDs (1-100).")],
+        count: Annotated[int, Field(ge=1, le=100)],
         project_id: ProjectId,
     ) -> Reservation:
-        """Reserve consecutive IDs at once, e.g. US-028..US-033, for one batch of artifacts.
-
-        Returns reserved_ids with a reservation_id and expires_at.
-        """
+        """Reserve consecutive IDs for a batch, e.g. US-028..US-033."""
         return client.reserve_ids(artifact_type, count, project_id)

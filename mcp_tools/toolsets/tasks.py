@@ -10,17 +10,23 @@ Leases: a claimed task is leased to its agent, and the tracker hands it back to 
 lease lapses. ``heartbeat_task`` extends it. It is a tool of its own, not a parameter: it changes
 nothing but the lease, and folding it into ``update_task_status`` ("the same status again extends
 your lease") would be a rule the model could learn only from prose. It answers with a four-field
-``Lease`` rather than the whole task, which keeps its cost in ``tools/list`` to about 1,000
-characters. The holder check, on the other hand, is a parameter (``agent`` on
-``update_task_status``): it guards the same move, it is not a new one.
+``Lease`` rather than the whole task, which keeps its cost in ``tools/list`` small. The holder
+check, on the other hand, is a parameter (``agent`` on ``update_task_status``): it guards the same
+move, it is not a new one.
+
+The claim stays a parameter of ``get_next_task`` rather than a tool of its own: a ``claim_next_task``
+would repeat the project, the agent and the whole ``Task`` output schema (about 1,000 characters of
+``tools/list``) to save two parameters. The price is that ``get_next_task`` is not read-only, so
+plan modes ask before running it; a read-only surface (``--read-only``) lists its read-only twin
+instead, the same tool without ``claim`` and ``agent``, marked ``readOnlyHint``.
 """
 
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import paging
 from ..client import TrackerClient
 from ..models import AddedTasks, Deleted, Lease, NextTask, Task, TaskPage, compact_schema
 from .common import (
@@ -28,43 +34,46 @@ from .common import (
     OVERWRITE,
     READ,
     UPDATE,
+    AnyOf,
     Assignee,
+    Catalogue,
+    Cursor,
     DependsOn,
     Description,
     DueDate,
+    Filter,
     HandoffRef,
     Inputs,
     KeyProject,
     Limit,
     Notes,
-    Offset,
     Outputs,
     Parent,
     Priority,
-    ProjectFilter,
     ProjectId,
     Tags,
     TaskRef,
     TaskStatus,
     Title,
     hints,
-    tool,
 )
 
+TOOLSET = "tasks"
+StatusFilter = Annotated[str, Field(description="a,b for either.")]
 
+
+# One task to create (no docstring: it would be published as the schema's description).
 class NewTask(BaseModel):
-    """One task to create."""
-
     model_config = ConfigDict(extra="forbid", json_schema_extra=compact_schema)
 
     project_id: ProjectId
-    task_id: str | None = Field(None, description="Key, e.g. 'TASK-046'; omit for the next TASK-NNN.")
-    title: Annotated[Title, Field(description="Defaults to the first line of description.")] = None
+    task_id: str | None = Field(None, description="Key; default the next TASK-NNN.")
+    title: Annotated[Title, Field(description="Default: description's line 1.")] = None
     description: Description = None
     priority: Priority | None = Field(None, description="Default medium.")
-    status: TaskStatus | None = Field(None, description="Default pending.")
+    status: str | None = Field(None, description="Default pending.")
     assigned_to: Assignee = None
-    tags: Tags = None
+    tags: list[str] | None = None
     notes: Notes = None
     inputs: Inputs = None
     outputs: Outputs = None
@@ -72,96 +81,85 @@ class NewTask(BaseModel):
     depends_on: DependsOn = None
     related_handoff_id: HandoffRef = None
     parent: Parent = None
-    requires_review: bool | None = Field(None, description="Done only after another key approves it.")
+    requires_review: bool | None = Field(None, description="Done only after another key approves.")
 
 
-def register(server: MCPServer, client: TrackerClient) -> None:
-    _register_work(server, client)
-    _register_records(server, client)
+def register(tools: Catalogue, client: TrackerClient) -> None:
+    _register_work(tools, client)
+    _register_records(tools, client)
 
 
-def _register_work(server: MCPServer, client: TrackerClient) -> None:
+def _register_work(tools: Catalogue, client: TrackerClient) -> None:
     """Taking and finishing work: the claim, status moves (reviews too), leases."""
 
-    @tool(server, hints())
+    @tools.tool(TOOLSET, hints())
     def get_next_task(
         project_id: ProjectId,
-        status_filter: Annotated[TaskStatus, Field(description="Status to look for.")] = "pending",
-        claim: Annotated[bool, Field(description="Atomically take the task for agent.")] = False,
-        agent: Annotated[str | None, Field(description="Your agent name; required with claim.")] = None,
+        status_filter: StatusFilter = "pending",
+        claim: Annotated[bool, Field(description="Take it, atomically.")] = False,
+        agent: Annotated[str | None, Field(description="You; with claim.")] = None,
     ) -> NextTask:
-        """Return the highest-priority ready task of a project, or task=null when none matches.
-
-        Without claim nothing changes. With claim=true the next pending task is taken atomically
-        for agent (status in_progress, assigned_to agent), so two agents never get the same task.
-        """
+        """The highest-priority ready task of a project; claim=true makes it yours (in_progress)."""
         if not claim:
             return client.next_task(project_id, status_filter, agent)
         if not agent:
             raise ToolError("agent is required when claim=true: pass your agent name, e.g. agent='cc'")
         return client.claim_next(project_id, agent)
 
-    @tool(server, UPDATE)
+    @tools.tool(TOOLSET, READ, twin="get_next_task")
+    def get_next_task_read(project_id: ProjectId, status_filter: StatusFilter = "pending") -> NextTask:
+        """The highest-priority ready task of a project."""
+        return client.next_task(project_id, status_filter)
+
+    @tools.tool(TOOLSET, UPDATE)
     def update_task_status(
         task_id: TaskRef,
-        status: Annotated[TaskStatus, Field(description="New status; done = completed.")],
-        completion_notes: Annotated[str, Field(description="What was done, or why it failed.")] = "",
-        result: Annotated[Any, Field(description="Result to store with the task (any JSON).")] = None,
+        status: Annotated[TaskStatus, Field(description="done = completed.")],
+        completion_notes: Annotated[str | None, Field(description="What was done, or why it failed.")] = None,
+        result: Any = None,
         project_id: KeyProject = None,
-        agent: Annotated[str | None, Field(description="You; refused if another agent holds the task.")] = None,
-        review_notes: Annotated[str | None, Field(description="Reviewer's notes with a verdict.")] = None,
+        agent: Annotated[str | None, Field(description="You; refused if another agent holds it.")] = None,
+        review_notes: Annotated[str | None, Field(description="A reviewer's verdict.")] = None,
     ) -> Task:
-        """Move a task to a new status and return the updated task.
-
-        Moves follow the tracker's state machine; an impossible one fails with
-        "Invalid status transition: <why>", an unknown task with "Task not found: <id>".
-        A task with requires_review goes in_review when done; another agent or person then approves
-        it (completed) or asks for changes (in_progress or pending), with review_notes.
-        """
+        """Move a task's status. With requires_review, done goes in_review until another agent sets
+        completed or in_progress, with review_notes."""
         return client.set_status(task_id, status, completion_notes, result, project_id, agent, review_notes)
 
-    @tool(server, UPDATE)
+    @tools.tool(TOOLSET, UPDATE)
     def heartbeat_task(
         task_id: TaskRef,
-        agent: Annotated[str, Field(min_length=1, description="You, the agent holding the task.")],
-        lease_seconds: Annotated[int | None, Field(ge=10, le=86_400, description="Lease from now.")] = None,
+        agent: Annotated[str, Field(min_length=1, description="You, holding the task.")],
+        lease_seconds: Annotated[int | None, Field(ge=10, le=86_400, description="Default ~900.")] = None,
         project_id: KeyProject = None,
     ) -> Lease:
-        """Extend the lease of a task you claimed (default: the tracker's, usually 15 min); a lapsed lease requeues it.
-
-        Fails if the task is no longer in_progress or another agent holds it: then stop working on it.
-        """
+        """Extend your lease on a claimed task (a lapsed one requeues it); fails if you no longer hold it."""
         return client.heartbeat(task_id, agent, lease_seconds, project_id)
 
 
-def _register_records(server: MCPServer, client: TrackerClient) -> None:
+def _register_records(tools: Catalogue, client: TrackerClient) -> None:
     """Tasks as records: create, list, read, edit, delete, and the task resource."""
 
-    @tool(server, CREATE)
+    @tools.tool(TOOLSET, CREATE)
     def add_task(
-        tasks: Annotated[list[NewTask], Field(min_length=1, max_length=200, description="Tasks to create.")],
+        tasks: Annotated[list[NewTask], Field(min_length=1, max_length=200)],
     ) -> AddedTasks:
-        """Create tasks in one all-or-nothing batch (a list of one for a single task).
-
-        Returns the new keys in input order.
-        """
+        """Create tasks, all or none; returns their keys in order."""
         return client.add_tasks([t.model_dump(exclude_none=True) for t in tasks])
 
-    @tool(server, READ)
+    @tools.tool(TOOLSET, READ)
     def list_tasks(
-        project_id: ProjectFilter = None,
-        status: Annotated[TaskStatus | None, Field(description="Only tasks in this status.")] = None,
-        assigned_to: Annotated[str | None, Field(description="Only tasks of this assignee.")] = None,
-        priority: Annotated[Priority | None, Field(description="Only tasks of this priority.")] = None,
-        tag: Annotated[str | None, Field(description="Only tasks with this tag.")] = None,
-        parent: Annotated[str | None, Field(description="Only children of this task.")] = None,
+        project_id: Filter = None,
+        status: AnyOf = None,
+        assigned_to: Filter = None,
+        priority: AnyOf = None,
+        tag: Filter = None,
+        parent: Annotated[str | None, Field(description="Its children.")] = None,
         limit: Limit = 50,
-        offset: Offset = 0,
+        cursor: Cursor = None,
     ) -> TaskPage:
-        """List task summaries (no descriptions), filtered and paged. get_task has the details."""
-        return client.list_tasks(
-            limit,
-            offset,
+        """Task summaries, filtered; get_task has the rest."""
+        offset, query, _ = paging.resume(
+            cursor,
             project=project_id,
             status=status,
             assigned_to=assigned_to,
@@ -169,20 +167,22 @@ def _register_records(server: MCPServer, client: TrackerClient) -> None:
             tag=tag,
             parent=parent,
         )
+        listing = client.list_tasks(limit, offset, **query)
+        items, next_cursor = paging.cut(listing.items, offset, listing.more, query)
+        return TaskPage(tasks=items, total=listing.total, next_cursor=next_cursor)
 
-    @tool(server, READ)
+    @tools.tool(TOOLSET, READ)
     def get_task(task_id: TaskRef, project_id: KeyProject = None) -> Task:
-        """Return one task with every field: description, notes, inputs, outputs, dependencies, result,
-        parent and children counts."""
+        """One task with every field."""
         return client.get_task(task_id, project_id)
 
-    @tool(server, OVERWRITE)
+    @tools.tool(TOOLSET, OVERWRITE)
     def update_task(
         task_id: TaskRef,
         project_id: KeyProject = None,
         title: Title = None,
         description: Description = None,
-        priority: Annotated[Priority | None, Field(description="New priority.")] = None,
+        priority: Priority | None = None,
         assigned_to: Assignee = None,
         tags: Tags = None,
         notes: Notes = None,
@@ -193,7 +193,7 @@ def _register_records(server: MCPServer, client: TrackerClient) -> None:
         related_handoff_id: HandoffRef = None,
         parent: Parent = None,
     ) -> Task:
-        """Change the given fields of a task (omitted ones stay). Use update_task_status for status."""
+        """Set the given fields of a task (status: update_task_status)."""
         changes = {
             "title": title,
             "description": description,
@@ -213,12 +213,12 @@ def _register_records(server: MCPServer, client: TrackerClient) -> None:
             raise ToolError("Nothing to update: pass at least one field to change.")
         return client.update_task(task_id, changes, project_id)
 
-    @tool(server, OVERWRITE)
+    @tools.tool(TOOLSET, OVERWRITE)
     def delete_task(task_id: TaskRef, project_id: KeyProject = None) -> Deleted:
-        """Delete a task for good. To keep its history, set status cancelled instead."""
+        """Delete a task for good; status cancelled keeps its history."""
         client.delete_task(task_id, project_id)
         return Deleted(task_id=task_id)
 
-    @server.resource("tracker://tasks/{ref}", mime_type="application/json", description="A task, as JSON.")
+    @tools.resource(TOOLSET, "tracker://tasks/{ref}", mime_type="application/json", description="A task, as JSON.")
     def task_resource(ref: str) -> str:
         return client.get_task(ref).model_dump_json(exclude_none=True)

@@ -122,7 +122,7 @@ def with_bridge(env: dict[str, str], cwd: Path, steps: Callable[[Client], Awaita
 def running_bridge(config: Config, **app_options: Any) -> Iterator[str]:
     """Serve the streamable HTTP bridge of ``config`` (real ASGI app, uvicorn, lifespan) in a thread."""
     tracker = TrackerClient(config, api_key=request_key)
-    app = build_app(build_server(tracker), config, **app_options)
+    app = build_app(build_server(tracker, config.surface), config, **app_options)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=config.port, log_config=None, access_log=False, lifespan="on")
     )

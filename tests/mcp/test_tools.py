@@ -81,31 +81,84 @@ def test_peeking_for_an_agent_passes_it_along(http: responses.RequestsMock, call
     assert route.calls[0].request.url == f"{URL}/tasks/next?project=p&status=blocked&agent=cc"
 
 
-def test_list_tasks_returns_summaries_with_the_next_offset(http: responses.RequestsMock, call: ToolCall) -> None:
+def test_list_tasks_pages_with_a_cursor_that_keeps_the_filters(http: responses.RequestsMock, call: ToolCall) -> None:
     task = task_json()
-    route = http.get(
+    first = http.get(
         f"{URL}/tasks",
         json={"tasks": [summary(task)], "total": 3, "has_more": True},
         match=[
             matchers.query_param_matcher(
-                {"project": "p", "status": "pending", "tag": "sdlc", "limit": "1", "offset": "1"}
+                {"project": "p", "status": "pending,blocked", "tag": "sdlc", "limit": "1", "offset": "0"}
             )
         ],
     )
+    page = call("list_tasks", project_id="p", status="pending,blocked", tag="sdlc", limit=1).structured_content
+    assert first.call_count == 1
+    assert page["total"] == 3 and page["tasks"][0]["key"] == "TASK-051"
+    assert "description" not in page["tasks"][0] and "has_more" not in page
 
-    result = call("list_tasks", project_id="p", status="pending", tag="sdlc", limit=1, offset=1)
+    # The cursor carries the filters: the next page asks for the same query, further on.
+    second = http.get(
+        f"{URL}/tasks",
+        json={"tasks": [summary(task_json("TASK-052"))], "total": 3, "has_more": False},
+        match=[
+            matchers.query_param_matcher(
+                {"project": "p", "status": "pending,blocked", "tag": "sdlc", "limit": "5", "offset": "1"}
+            )
+        ],
+    )
+    rest = call("list_tasks", cursor=page["next_cursor"], limit=5).structured_content
+    assert second.call_count == 1
+    assert rest["tasks"][0]["key"] == "TASK-052" and "next_cursor" not in rest
 
-    page = result.structured_content
-    assert route.call_count == 1
-    assert page["total"] == 3 and page["has_more"] is True and page["next_offset"] == 2
-    assert page["tasks"][0]["key"] == "TASK-051"
-    assert "description" not in page["tasks"][0]
 
-
-def test_list_tasks_last_page_has_no_next_offset(http: responses.RequestsMock, call: ToolCall) -> None:
+def test_list_tasks_last_page_has_no_next_cursor(http: responses.RequestsMock, call: ToolCall) -> None:
     http.get(f"{URL}/tasks", json={"tasks": [], "total": 0, "has_more": False})
 
-    assert call("list_tasks").structured_content["next_offset"] is None
+    assert call("list_tasks").structured_content == {"tasks": [], "total": 0}
+
+
+@pytest.mark.parametrize("cursor", ["not a cursor", "e30", "eyJvIjotMSwicSI6e319"])  # garbage, {}, offset -1
+def test_a_malformed_cursor_is_refused_with_what_to_do(
+    http: responses.RequestsMock, call: ToolCall, cursor: str
+) -> None:
+    result = call("list_tasks", cursor=cursor)
+
+    assert result.is_error
+    assert "Invalid cursor: pass next_cursor exactly as the previous page returned it" in error_text(
+        result, "list_tasks"
+    )
+    assert not http.calls
+
+
+def test_a_cursor_refuses_other_filters(http: responses.RequestsMock, call: ToolCall) -> None:
+    http.get(f"{URL}/tasks", json={"tasks": [summary(task_json())], "total": 2, "has_more": True})
+    cursor = call("list_tasks", project_id="p", limit=1).structured_content["next_cursor"]
+
+    same = call("list_tasks", project_id="p", cursor=cursor)
+    other = call("list_tasks", project_id="q", cursor=cursor)
+
+    assert not same.is_error
+    assert other.is_error and "The cursor continues another query (project differ)" in error_text(other, "list_tasks")
+
+
+def test_a_page_is_cut_to_fit_the_answer_budget(http: responses.RequestsMock, call: ToolCall) -> None:
+    # 50 summaries of ~400 characters each: about 20,000, so the page stops near 8,000.
+    tasks = [summary(task_json(f"TASK-{n:03}", title="x" * 250)) for n in range(50)]
+    http.get(f"{URL}/tasks", json={"tasks": tasks, "total": 80, "has_more": True})
+
+    result = call("list_tasks", project_id="p")
+    page = result.structured_content
+
+    assert 10 < len(page["tasks"]) < 50
+    assert len(json.dumps(page)) <= 8_000
+    cursor = page["next_cursor"]
+    http.get(
+        f"{URL}/tasks",
+        json={"tasks": [], "total": 80, "has_more": False},
+        match=[matchers.query_param_matcher({"project": "p", "limit": "50", "offset": str(len(page["tasks"]))})],
+    )
+    assert not call("list_tasks", cursor=cursor).is_error
 
 
 def test_get_task_can_name_the_project_of_a_key(http: responses.RequestsMock, call: ToolCall) -> None:
@@ -314,6 +367,26 @@ def test_get_handoff_includes_the_content(http: responses.RequestsMock, call: To
     assert result.structured_content["metadata"] == {"v": 1}
 
 
+def test_a_long_handoff_is_read_in_pieces_cut_at_line_ends(http: responses.RequestsMock, call: ToolCall) -> None:
+    content = "".join(f'Line {n}: {"é" * 60} "quoted"\n' for n in range(400))  # ~32,000 characters
+    http.get(f"{URL}/handoffs/{HANDOFF['id']}", json={**HANDOFF, "content": content})
+
+    pieces, cursor = [], None
+    while True:
+        arguments = {"handoff_id": HANDOFF["id"], **({"cursor": cursor} if cursor else {})}
+        answer = call("get_handoff", **arguments).structured_content
+        assert len(json.dumps(answer, ensure_ascii=False)) <= 8_000
+        assert answer["content"].endswith("\n")
+        pieces.append(answer["content"])
+        if "next_cursor" not in answer:
+            break
+        cursor = answer["next_cursor"]
+
+    assert len(pieces) >= 4 and "".join(pieces) == content
+    other = call("get_handoff", handoff_id="another", cursor=cursor)
+    assert other.is_error and "The cursor continues another query (id differ)" in error_text(other, "get_handoff")
+
+
 def test_update_handoff_status(http: responses.RequestsMock, call: ToolCall) -> None:
     route = http.patch(
         f"{URL}/handoffs/{HANDOFF['id']}",
@@ -328,27 +401,50 @@ def test_update_handoff_status(http: responses.RequestsMock, call: ToolCall) -> 
     assert "content" not in result.structured_content
 
 
-def test_get_log(http: responses.RequestsMock, call: ToolCall) -> None:
-    entry = {
+def log_entry(event_id: int) -> dict[str, Any]:
+    return {
         "timestamp": "2026-02-07T15:00:00Z",
         "type": "task",
         "event": "task.created",
         "project": "p",
-        "summary": "Task created: TASK-001 Do it",
+        "summary": f"Task created: TASK-{event_id:03} Do it",
         "id": "x",
         "actor": "cc",
-        "event_id": 7,
+        "event_id": event_id,
     }
+
+
+def test_get_log(http: responses.RequestsMock, call: ToolCall) -> None:
+    entry = log_entry(7)
     route = http.get(
         f"{URL}/log",
         json={"entries": [entry]},
-        match=[matchers.query_param_matcher({"project": "p", "type": "task", "limit": "10"})],
+        match=[matchers.query_param_matcher({"project": "p", "type": "task", "limit": "11"})],
     )
 
     result = call("get_log", project_id="p", type="task", limit=10)
 
     assert route.call_count == 1
-    assert result.structured_content["entries"] == [{k: v for k, v in entry.items() if k != "event_id"}]
+    # The area (type) is the event's prefix, and the event id only places the cursor: both left out.
+    assert result.structured_content == {"entries": [{k: v for k, v in entry.items() if k not in ("type", "event_id")}]}
+
+
+def test_get_log_pages_on_from_the_last_entry_shown(http: responses.RequestsMock, call: ToolCall) -> None:
+    http.get(f"{URL}/log", json={"entries": [log_entry(n) for n in (9, 8, 7)]})
+    page = call("get_log", project_id="p", limit=2).structured_content
+    assert [e["summary"].split()[2] for e in page["entries"]] == ["TASK-009", "TASK-008"]
+
+    # Two newer events arrived meanwhile: the next page still starts right after TASK-008.
+    route = http.get(
+        f"{URL}/log",
+        json={"entries": [log_entry(n) for n in (11, 10, 9, 8, 7)]},
+        match=[matchers.query_param_matcher({"project": "p", "limit": "5"})],
+    )
+    rest = call("get_log", cursor=page["next_cursor"], limit=2).structured_content
+
+    assert route.call_count == 1
+    assert [e["summary"].split()[2] for e in rest["entries"]] == ["TASK-007"]
+    assert "next_cursor" not in rest
 
 
 def test_delegate_task_async(http: responses.RequestsMock, call: ToolCall) -> None:
@@ -364,7 +460,7 @@ def test_delegate_task_async(http: responses.RequestsMock, call: ToolCall) -> No
 
     result = call("delegate_task", prompt="Write is_prime", type="code", priority=8, files=["utils.py"])
 
-    assert result.structured_content == {"task_id": "task_1", "status": "delegated", "result": None}
+    assert result.structured_content == {"task_id": "task_1", "status": "delegated"}
     assert route.calls[0].request.req_kwargs["timeout"] == 5.0
 
 
