@@ -5,14 +5,9 @@ from mcp.server.mcpserver import MCPServer
 from .client import TrackerClient
 from .config import Surface
 from .gate import SurfaceGate
+from .guidance import instructions, register_prompts
 from .toolsets import activity, handoffs, ids, tasks
 from .toolsets.common import Catalogue
-
-INSTRUCTIONS = """\
-Shared task tracker for agents. Typical loop: get_next_task(project_id, claim=true, agent=<you>),
-do the work, then update_task_status(task_id, "completed", completion_notes). Allocate artifact IDs
-with get_next_available_id / reserve_id_range, never by guessing. Lists return summaries; fetch
-one item with get_task / get_handoff."""
 
 
 def catalogue(client: TrackerClient) -> Catalogue:
@@ -29,7 +24,7 @@ def build_server(client: TrackerClient, surface: Surface | None = None) -> MCPSe
     tools = catalogue(client)
     server = MCPServer(
         "tracker",
-        instructions=INSTRUCTIONS,
+        instructions=instructions(surface),
         version=_version(),
         tools=tools.select(surface),
         middleware=[SurfaceGate(tools, surface)],
@@ -37,6 +32,7 @@ def build_server(client: TrackerClient, surface: Surface | None = None) -> MCPSe
     for toolset, add in tools.resources:
         if toolset in surface.toolsets:
             add(server)
+    register_prompts(server, surface)
     return server
 
 
