@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import MediaType
+from litestar.params import PathParameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
@@ -38,6 +39,8 @@ from tracker_service.web.deps import one_of, parse_project, parse_uuid
 from tracker_service.web.problems import tracker_error
 
 HERE = Path(__file__).parent
+# A path segment, checked by the page itself (parse_project, the task lookup, parse_uuid).
+PathText = Annotated[str, PathParameter()]
 CARDS_PER_COLUMN = 20
 # No inline script or style, nothing from elsewhere, never in a frame.
 CSP = (
@@ -196,7 +199,7 @@ class BoardController(Controller):
         )
 
     @get("/projects/{project:str}")
-    async def project_board(self, request: Request, project: str) -> Response[str]:
+    async def project_board(self, request: Request, project: PathText) -> Response[str]:
         project = parse_project(project)
         chosen = one_of("status", request.query_params.get("status"), STATUSES) or list(STATUSES)
         filters = {name: _text_filter(request, name) for name in ("assignee", "tag", "q")}
@@ -235,7 +238,7 @@ class BoardController(Controller):
         )
 
     @get("/tasks/{ref:str}")
-    async def task_page(self, request: Request, ref: str) -> Response[str]:
+    async def task_page(self, request: Request, ref: PathText) -> Response[str]:
         conn, principal, _ = _services(request)
         service = _tasks(request)
         task = await service.get(ref)
@@ -304,7 +307,7 @@ class BoardController(Controller):
         )
 
     @get("/handoffs/{handoff_id:str}")
-    async def handoff_thread(self, request: Request, handoff_id: str) -> Response[str]:
+    async def handoff_thread(self, request: Request, handoff_id: PathText) -> Response[str]:
         conn, principal, settings = _services(request)
         thread = await HandoffService(conn, principal, settings).thread(parse_uuid("handoff_id", handoff_id))
         last = thread.handoffs[-1]
