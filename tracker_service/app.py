@@ -17,6 +17,7 @@ from tracker_service.board.routes import BOARD_HANDLERS
 from tracker_service.db.engine import create_engine
 from tracker_service.domain.delegation.controller import DelegationController
 from tracker_service.domain.events.controller import LogController, live_events
+from tracker_service.domain.events.websocket import events_socket
 from tracker_service.domain.handoffs.controller import HandoffController
 from tracker_service.domain.ids.controller import IdController
 from tracker_service.domain.keys.controller import WhoAmIController
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HandoffController,
             LogController,
             live_events,
+            events_socket,
             DelegationController,
             WhoAmIController,
             ProjectController,

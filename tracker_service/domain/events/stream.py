@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tracker_service.domain.events.service import entry
 from tracker_service.domain.keys.service import KeyRevoked, Principal, wait_while_valid
 from tracker_service.errors import InvalidRequest
-from tracker_service.notify import EventHub
+from tracker_service.notify import EventHub, Subscription
 
 HEARTBEAT_SECONDS = 15.0
 # Only while a committed event waits behind a running transaction (no NOTIFY will come for it).
@@ -30,7 +30,7 @@ _START = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
 _READ = text(
     """
     SELECT id, txid::text AS txid, txid < pg_snapshot_xmin(pg_current_snapshot()) AS final,
-           type, project, summary, entity_id, actor, created_at
+           type, project, summary, entity_id, actor, created_at, data->>'status' AS status
     FROM events
     WHERE tenant = :tenant AND (txid, id) > (CAST(:txid AS xid8), :id)
       AND (CAST(:project AS text) IS NULL OR project = :project)
@@ -78,17 +78,17 @@ def _bad_position(value: str) -> InvalidRequest:
 async def event_stream(
     engine: AsyncEngine, hub: EventHub, principal: Principal, project: str | None, resume: tuple[str, int] | None
 ) -> AsyncIterator[ServerSentEventMessage]:
-    tenant = principal.tenant
-    with hub.subscribe(tenant) as sub:
-        if resume is None:
-            async with engine.connect() as conn:
-                resume = ((await conn.execute(_START)).scalar_one(), 0)
-        txid, last_id = resume
+    with hub.subscribe(principal.tenant) as sub:
+        start = resume or await start_position(engine)
+        # Sent once the start is fixed: what commits after a client saw it is in the stream.
         # data=None: a comment-only frame; an empty data line would fire an empty message in browsers.
         yield ServerSentEventMessage(comment="connected", retry=1000, data=None)
         try:
-            async for message in _follow(engine, sub, hub, principal, project, txid, last_id):
-                yield message
+            async for row in follow(engine, sub, hub, principal, project, start):
+                if row is None:
+                    yield ServerSentEventMessage(comment="keep-alive", data=None)
+                else:
+                    yield _message(row)
         except KeyRevoked as exc:
             yield revoked_message(exc)
 
@@ -98,10 +98,26 @@ def revoked_message(exc: KeyRevoked) -> ServerSentEventMessage:
     return ServerSentEventMessage(event="revoked", data=json.dumps({"code": exc.code, "detail": exc.detail}))
 
 
-async def _follow(
-    engine: AsyncEngine, sub: Any, hub: EventHub, principal: Principal, project: str | None, txid: str, last_id: int
-) -> AsyncIterator[ServerSentEventMessage]:
+async def start_position(engine: AsyncEngine) -> tuple[str, int]:
+    """Now: every transaction that commits from here on is after this position."""
+    async with engine.connect() as conn:
+        return (await conn.execute(_START)).scalar_one(), 0
+
+
+async def follow(
+    engine: AsyncEngine,
+    sub: Subscription,
+    hub: EventHub,
+    principal: Principal,
+    project: str | None,
+    start: tuple[str, int],
+) -> AsyncIterator[Any]:
+    """The tenant's events in commit order after `start`, as rows; None after each quiet
+    HEARTBEAT_SECONDS. Raises KeyRevoked once the caller's key is revoked. `sub` (the hub's
+    subscription to the tenant) is taken before `start`, so no change is missed between them.
+    Shared by the SSE stream and the WebSocket."""
     tenant = principal.tenant
+    txid, last_id = start
     while True:
         async with engine.connect() as conn:
             rows = (
@@ -113,14 +129,19 @@ async def _follow(
                 blocked = True
                 break
             txid, last_id = row.txid, row.id
-            yield _message(row)
+            yield row
         if blocked or len(rows) == 500:
             await wait_while_valid(sub, hub, engine, principal, BLOCKED_RECHECK_SECONDS)
         elif not await wait_while_valid(sub, hub, engine, principal, HEARTBEAT_SECONDS):
-            yield ServerSentEventMessage(comment="keep-alive", data=None)
+            yield None
+
+
+def position(row: Any) -> str:
+    """Where a client resumes after this event: TXID.ID (the SSE id, the WebSocket's position)."""
+    return f"{row.txid}.{row.id}"
 
 
 def _message(row: Any) -> ServerSentEventMessage:
     data = entry(row)
     data["timestamp"] = data["timestamp"].isoformat()
-    return ServerSentEventMessage(data=json.dumps(data), event=row.type, id=f"{row.txid}.{row.id}")
+    return ServerSentEventMessage(data=json.dumps(data), event=row.type, id=position(row))

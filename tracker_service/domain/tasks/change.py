@@ -237,7 +237,10 @@ def _statement(match: str, names: Iterable[str]) -> Any:
         (moved, literal("Task ") + changed.c.key + ": " + changed.c.previous + " → " + changed.c.status),
         else_=literal("Task updated: ") + changed.c.key + " (" + described + ")",
     )
-    data = func.jsonb_build_object("review_notes", given["review_notes"]) if "review_notes" in given else null()
+    # The status the task is in after the change: event consumers (the WebSocket's seed 004 names,
+    # task_completed...) need it without parsing the summary.
+    noted = ("review_notes", given["review_notes"]) if "review_notes" in given else ()
+    data = func.jsonb_build_object("status", changed.c.status, *noted)
     logged = insert(events).from_select(
         ["tenant", "project", "type", "entity_id", "actor", "summary", "data"],
         select(
