@@ -82,7 +82,8 @@ def one_of(name: str, value: str | None, allowed: tuple[str, ...], aliases: dict
     """Parse a comma-separated filter such as status=pending,in_progress."""
     if value is None or value == "":
         return []
-    items = [(aliases or {}).get(v, v) for v in value.split(",")]
+    # Each value once: a filter repeating one value thousands of times must cost what it says once.
+    items = list(dict.fromkeys((aliases or {}).get(v, v) for v in value.split(",")))
     bad = [v for v in items if v not in allowed]
     if bad:
         raise InvalidRequest(
@@ -90,3 +91,13 @@ def one_of(name: str, value: str | None, allowed: tuple[str, ...], aliases: dict
             errors=[{"field": name, "message": f"must be one of {', '.join(allowed)}", "source": "query"}],
         )
     return items
+
+
+def just_one(name: str, values: list[str]) -> str | None:
+    """A filter that takes a single value (one_of's list of at most one)."""
+    if len(values) > 1:
+        raise InvalidRequest(
+            f"{name}: give one value, not {', '.join(values)}",
+            errors=[{"field": name, "message": "takes one value", "source": "query"}],
+        )
+    return values[0] if values else None

@@ -59,7 +59,7 @@ class HandoffController(Controller):
         return await handoff_service.list(
             project=project or project_id,
             statuses=one_of("status", status, HANDOFF_STATUSES),
-            direction=directions[0] if directions else None,
+            directions=directions,
             to_agent=to_agent,
             from_agent=from_agent,
             since=since,

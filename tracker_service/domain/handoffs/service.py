@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import handoffs
@@ -125,7 +125,7 @@ class HandoffService:
         *,
         project: str | None,
         statuses: list[str],
-        direction: str | None,
+        directions: list[str],
         to_agent: str | None,
         from_agent: str | None,
         since: datetime | None,
@@ -137,9 +137,9 @@ class HandoffService:
             cond.append(handoffs.c.project == project)
         if statuses:
             cond.append(handoffs.c.status.in_(statuses))
-        if direction is not None:
-            sender, receiver = DIRECTIONS[direction]
-            cond += [handoffs.c.from_agent == sender, handoffs.c.to_agent == receiver]
+        if directions:  # any of these
+            pairs = [DIRECTIONS[d] for d in directions]
+            cond.append(or_(*(and_(handoffs.c.from_agent == s, handoffs.c.to_agent == r) for s, r in pairs)))
         if to_agent is not None:
             cond.append(handoffs.c.to_agent == to_agent)
         if from_agent is not None:

@@ -86,7 +86,7 @@ class TaskController(Controller):
             project=project or project_id,
             statuses=one_of("status", status, STATUSES, DONE),
             assigned_to=assigned_to,
-            priority=priorities[0] if priorities else None,
+            priority=priorities,
             tag=tag,
             parent=parent,
             search=q,

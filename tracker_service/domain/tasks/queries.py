@@ -127,7 +127,7 @@ class TaskFilter:
     project: str | None = None
     statuses: list[str] = field(default_factory=list)
     assigned_to: str | None = None
-    priority: str | None = None
+    priority: list[str] | None = None  # any of these
     tag: str | None = None
     parent: str | None = None
     search: str | None = None
@@ -135,7 +135,8 @@ class TaskFilter:
     @property
     def narrowed(self) -> bool:
         """Beyond project and status: its rows must be counted (no kept totals say how many)."""
-        return bool(self.search) or any(f is not None for f in (self.assigned_to, self.priority, self.tag, self.parent))
+        given = (self.assigned_to, self.tag, self.parent)
+        return bool(self.search or self.priority) or any(f is not None for f in given)
 
     def conditions(self, tenant: str) -> list[Any]:
         cond = [tasks.c.tenant == tenant]
@@ -145,8 +146,8 @@ class TaskFilter:
             cond.append(tasks.c.status.in_(self.statuses))
         if self.assigned_to is not None:
             cond.append(tasks.c.assigned_to == self.assigned_to)
-        if self.priority is not None:
-            cond.append(tasks.c.priority == self.priority)
+        if self.priority:
+            cond.append(tasks.c.priority.in_(self.priority))
         if self.tag is not None:
             cond.append(tasks.c.tags.contains([self.tag]))
         if self.parent is not None:

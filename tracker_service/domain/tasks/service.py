@@ -97,7 +97,7 @@ class TaskService:
         project: str | None,
         statuses: list[str],
         assigned_to: str | None,
-        priority: str | None,
+        priority: list[str] | None,
         tag: str | None,
         parent: str | None = None,
         search: str | None = None,
