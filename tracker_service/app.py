@@ -17,6 +17,7 @@ from tracker_service.board.routes import BOARD_HANDLERS
 from tracker_service.db.engine import create_engine
 from tracker_service.domain.delegation.controller import DelegationController
 from tracker_service.domain.events.controller import LogController, live_events
+from tracker_service.domain.events.stream import StreamSlots
 from tracker_service.domain.events.websocket import events_socket
 from tracker_service.domain.handoffs.controller import HandoffController
 from tracker_service.domain.ids.controller import IdController
@@ -92,7 +93,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,  # logging is set up once at the edge (tracker_service.logs)
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=answer_options,  # Allow names every method (web/options.py)
-        state=State({"settings": settings, "engine": engine, "hub": hub, "failed_auth": failed_auth}),
+        state=State(
+            {
+                "settings": settings,
+                "engine": engine,
+                "hub": hub,
+                "failed_auth": failed_auth,
+                "stream_slots": StreamSlots(settings.streams_per_key),
+            }
+        ),
         on_startup=[document_api, hub.start, sweeper.start],
         on_shutdown=[sweeper.stop, hub.stop, engine.dispose],
         request_max_body_size=settings.max_body_bytes,

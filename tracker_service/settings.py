@@ -51,6 +51,8 @@ class Settings:
     log_format: str = "text"
     # How long a board sign-in lasts (hours); revoking its key ends it sooner, at once.
     board_session_hours: int = 12
+    # Event streams (/events, /ws) one key may hold open per process; 0: no limit.
+    streams_per_key: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

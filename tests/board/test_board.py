@@ -231,3 +231,28 @@ def test_what_agents_write_is_shown_as_text_never_run(
     expect(page.locator("#feed")).to_contain_text(HOSTILE)
     page.wait_for_timeout(300)
     assert dialogs == [] and page_errors == []
+
+
+def test_an_edit_sends_only_what_the_person_changed(
+    page: Page, page_errors: list[str], tracker_url: str, person_key: str, agent: httpx.Client, project: str
+) -> None:
+    task = ok(agent.post("/tasks", json={"project": project, "title": "Stale form", "description": "keep me"}), 201)
+    sign_in(page, tracker_url, person_key)
+    page.goto(f"{tracker_url}/board/tasks/{task['key']}")
+    page.get_by_text("Edit", exact=True).click()
+    form = page.locator(".side-forms form")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator("#toast")).to_have_text("Nothing changed")
+    # Meanwhile an agent takes the task and renames it; the open form still shows the old values.
+    ok(agent.post("/tasks/next", json={"project": project, "agent": "agent-a"}))
+    ok(agent.patch(f"/tasks/{task['id']}", json={"title": "Renamed by the agent"}))
+    form.get_by_label("Priority").select_option("critical")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator(".facts")).to_contain_text("critical")
+    after = ok(agent.get(f"/tasks/{task['id']}"))
+    assert (after["title"], after["priority"], after["assigned_to"]) == ("Renamed by the agent", "critical", "agent-a")
+    assert after["description"] == "keep me" and after["status"] == "in_progress"
+    # The form is drawn again from what is stored now.
+    page.get_by_text("Edit", exact=True).click()
+    assert page.locator(".side-forms form").get_by_label("Title").input_value() == "Renamed by the agent"
+    assert page_errors == []

@@ -4,6 +4,7 @@ every write made with it, the key's tenant and role, and an end at once when the
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -183,3 +184,69 @@ def test_a_filtered_board_shows_what_the_api_lists_column_by_column(board, api, 
                 )
             )
             assert _column(html, status) == (listed["total"], [t["key"] for t in listed["tasks"]]), status
+
+
+def test_sign_out_also_ends_the_sessions_open_streams(tracker_url, board):
+    client, csrf = board
+    events = OpenStream(tracker_url, None, "/events", client=client)
+    signed_out_at = time.monotonic()
+    assert client.post("/board/signout", headers={"X-CSRF-Token": csrf}).status_code == 204
+    ended = events.wait_end(REVOCATION_BOUND_SECONDS + 2)
+    assert ended is not None and ended - signed_out_at < REVOCATION_BOUND_SECONDS
+    assert "event: revoked" in events.lines
+
+
+def test_a_filter_repeating_a_value_costs_one_value(board, api, project):
+    client, _ = board
+    ok(api.post("/tasks", json={"project": project, "title": "only one"}), 201)
+    page = client.get(f"/board/projects/{project}", params={"status": ",".join(["pending"] * 2000)})
+    assert page.status_code == 200 and page.text.count('<section class="column"') == 1
+    assert ok(api.get("/tasks", params={"project": project, "status": "pending,pending"}))["total"] == 1
+
+
+def test_cookies_of_other_sites_on_the_host_do_not_hide_the_session():
+    from tracker_service.domain.keys.sessions import session_token_from
+
+    assert session_token_from('prefs={"theme":"dark"}; tracker_session=abc') == "abc"
+    assert session_token_from("a=b c; tracker_session=abc; tracker_session=older") == "abc"
+    assert session_token_from("other=1") is None and session_token_from(None) is None
+
+
+def test_project_names_are_links_that_lead_back_to_the_project(board, api):
+    client, _ = board
+    project = f"team a/b?{time.monotonic_ns()}"
+    ok(api.post("/tasks", json={"project": project, "title": "odd name"}), 201)
+    overview = client.get("/board").text
+    href = re.search(r'href="(/board/projects/team%20a%2Fb%3F\d+)"', overview)
+    assert href, "the project's link is not percent-encoded"
+    page = client.get(href.group(1))
+    assert page.status_code == 200 and "odd name" in page.text
+
+
+def test_one_value_filters_refuse_several(board):
+    client, _ = board
+    page = client.get("/board/ids", params={"status": "active,lapsed"})
+    assert page.status_code == 400 and "give one value" in page.text
+
+
+def test_priority_and_direction_filters_take_several_values(api, project):
+    for priority in ("high", "low", "medium"):
+        ok(api.post("/tasks", json={"project": project, "title": priority, "priority": priority}), 201)
+    listed = ok(api.get("/tasks", params={"project": project, "priority": "high,low"}))
+    assert sorted(t["title"] for t in listed["tasks"]) == ["high", "low"] and listed["total"] == 2
+    for direction in ("cc_to_ai", "ai_to_cc"):
+        ok(api.post("/handoffs", json={"project": project, "task": "t", "direction": direction, "content": "x"}), 201)
+    both = ok(api.get("/handoffs", params={"project": project, "direction": "cc_to_ai,ai_to_cc"}))
+    assert both["total"] == 2
+
+
+def test_event_streams_per_key_are_capped(spawn_tracker, api_key):
+    from websockets.sync.client import connect
+
+    capped = spawn_tracker(TRACKER_STREAMS_PER_KEY="1")
+    first = OpenStream(capped.url, api_key, "/events")
+    problem(client_for(capped.url, api_key).get("/events"), 429, "RATE_LIMITED")
+    ws_url = capped.url.replace("http://", "ws://") + "/ws"
+    with connect(ws_url, additional_headers={"Authorization": f"Bearer {api_key}"}) as ws:
+        assert '"RATE_LIMITED"' in ws.recv(timeout=10)
+    assert first.ended_at is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from litestar import Controller, Request, Response, get, post
@@ -34,14 +34,15 @@ from tracker_service.domain.keys.sessions import SESSION_COOKIE, close_session, 
 from tracker_service.domain.tasks.queries import TaskFilter
 from tracker_service.domain.tasks.service import TaskService
 from tracker_service.domain.tasks.states import PRIORITIES, STATUSES, TRANSITIONS, VERDICTS
-from tracker_service.errors import TrackerError, Unauthorized
-from tracker_service.web.deps import one_of, parse_project, parse_uuid
+from tracker_service.errors import RateLimited, TrackerError, Unauthorized
+from tracker_service.web.deps import just_one, one_of, parse_project, parse_uuid
 from tracker_service.web.problems import tracker_error
 
 HERE = Path(__file__).parent
 # A path segment, checked by the page itself (parse_project, the task lookup, parse_uuid).
 PathText = Annotated[str, PathParameter()]
 CARDS_PER_COLUMN = 20
+RESERVATION_STATUSES = ("active", "lapsed", "committed", "released")
 # No inline script or style, nothing from elsewhere, never in a frame.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -76,7 +77,10 @@ def _with_query(query: dict[str, str], name: str, value: object) -> str:
 
 
 templates.filters["when"] = _when
+# A name placed in a URL path: project names are free text ("a/b", "p?x", "../..").
+templates.filters["segment"] = lambda value: quote(str(value), safe="")
 templates.globals["with_query"] = _with_query
+templates.filters["pretty_json"] = lambda value: _pretty(value)
 templates.filters["iso"] = lambda value: "" if value is None else value.astimezone(UTC).isoformat()
 
 
@@ -198,9 +202,9 @@ class BoardController(Controller):
             review_total=review.total,
         )
 
-    @get("/projects/{project:str}")
+    @get("/projects/{project:path}")  # path: a project name may hold a slash (sent as %2F)
     async def project_board(self, request: Request, project: PathText) -> Response[str]:
-        project = parse_project(project)
+        project = parse_project(project.removeprefix("/"))
         chosen = one_of("status", request.query_params.get("status"), STATUSES) or list(STATUSES)
         filters = {name: _text_filter(request, name) for name in ("assignee", "tag", "q")}
         offsets = {status: _offset(request, f"{status}_offset") for status in chosen}
@@ -289,7 +293,7 @@ class BoardController(Controller):
         page = await HandoffService(conn, principal, settings).list(
             project=None,
             statuses=statuses,
-            direction=directions[0] if directions else None,
+            directions=directions,
             to_agent=agent,
             from_agent=None,
             since=None,
@@ -334,8 +338,7 @@ class BoardController(Controller):
     async def id_registry(self, request: Request) -> Response[str]:
         conn, principal, _ = _services(request)
         registry = IdRegistry(conn, principal)
-        status = request.query_params.get("status") or None
-        one_of("status", status, ("active", "lapsed", "committed", "released"))
+        status = just_one("status", one_of("status", request.query_params.get("status"), RESERVATION_STATUSES))
         reservations = await registry.list_reservations(None, None, status, 100, 0)
         return render(
             request,
@@ -391,11 +394,17 @@ class SignInController(Controller):
             )
         form = await request.form()
         key = str(form.get("key") or "").strip()
-        app_state.failed_auth.refuse_if_empty(address)
+        try:
+            app_state.failed_auth.refuse_if_empty(address)
+        except RateLimited as exc:
+            return render(request, "signin.html", status_code=429, title="Sign in", error=exc.detail)
         async with app_state.engine.begin() as conn:
             principal = await authenticate(conn, key) if key else None
             if principal is None:
-                app_state.failed_auth.check(address)
+                try:
+                    app_state.failed_auth.check(address)
+                except RateLimited as exc:
+                    return render(request, "signin.html", status_code=429, title="Sign in", error=exc.detail)
                 return render(request, "signin.html", status_code=401, title="Sign in", error="invalid or revoked key")
             hours = app_state.settings.board_session_hours
             token = await open_session(conn, principal, timedelta(hours=hours))

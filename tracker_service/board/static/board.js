@@ -34,21 +34,34 @@ async function api(method, path, body) {
   return data;
 }
 
+// What a field held when the page drew it: an edit form sends only what the person changed, so
+// a stale form cannot undo what an agent changed meanwhile.
+function initial(el) {
+  if (el.tagName === "SELECT") {
+    const chosen = Array.from(el.options).find((o) => o.defaultSelected) || el.options[0];
+    return chosen ? chosen.value : "";
+  }
+  return el.defaultValue;
+}
+
 // A form's fields as the API's JSON: data-kind="list" (comma separated), "bool"; empty fields are
-// left out unless data-null-if-empty (null: clear it) or data-keep-empty (an empty list).
+// left out unless data-null-if-empty (null: clear it) or data-keep-empty (an empty list). Fields
+// are trimmed (names refuse edge whitespace), but for markdown in a textarea.
 function formBody(form, submitter) {
   const body = {};
+  const changedOnly = form.hasAttribute("data-changed-only");
   for (const el of form.elements) {
     if (!el.name || el.type === "submit" || el.disabled) continue;
-    const raw = el.value.trim();
-    if (raw === "") {
+    if (changedOnly && el.value === initial(el)) continue;
+    const raw = el.tagName === "TEXTAREA" ? el.value : el.value.trim();
+    if (raw.trim() === "") {
       if (el.hasAttribute("data-null-if-empty")) body[el.name] = null;
       else if (el.hasAttribute("data-keep-empty") && el.dataset.kind === "list") body[el.name] = [];
       continue;
     }
     if (el.dataset.kind === "list") body[el.name] = raw.split(",").map((s) => s.trim()).filter(Boolean);
     else if (el.dataset.kind === "bool") body[el.name] = raw === "true";
-    else body[el.name] = el.value;
+    else body[el.name] = raw;
   }
   if (submitter && submitter.name) body[submitter.name] = submitter.value;
   if (form.dataset.notes) {
@@ -76,15 +89,18 @@ document.addEventListener("submit", async (event) => {
   const error = form.querySelector(".form-error");
   errors.delete(form.dataset.api);
   if (error) { error.hidden = true; error.textContent = ""; }
+  const body = formBody(form, event.submitter);
+  if (form.hasAttribute("data-changed-only") && Object.keys(body).length === 0) { toast("Nothing changed", false); return; }
   const buttons = form.querySelectorAll("button");
   buttons.forEach((b) => { b.disabled = true; });
   try {
-    const data = await api(method, path, formBody(form, event.submitter));
+    const data = await api(method, path, body);
     const then = form.dataset.then || "refresh";
     if (then === "go-task" && data && data.key) { location.assign("/board/tasks/" + encodeURIComponent(data.key)); return; }
     if (then === "go-thread" && data && data.id) { location.assign("/board/handoffs/" + encodeURIComponent(data.id)); return; }
+    if (then === "reload") { location.reload(); return; }  // an edit form drawn again with what is stored now
     if (form.dataset.notes) { const n = document.querySelector(form.dataset.notes); if (n) n.value = ""; }
-    form.querySelectorAll("textarea").forEach((t) => { t.value = ""; });
+    if (form.hasAttribute("data-clear")) form.querySelectorAll("textarea").forEach((t) => { t.value = ""; });
     toast("Saved", false);
     await refresh(true);
   } catch (e) {

@@ -87,7 +87,8 @@ async def live_events(
     state: dict[str, Any] = request.scope["state"]
     app_state = request.app.state
     resume = await resume_position(app_state.engine, last_event_id or last_event_id_query)
+    release = app_state.stream_slots.take(state["principal"])
     return ServerSentEvent(
-        event_stream(app_state.engine, app_state.hub, state["principal"], project, resume),
+        event_stream(app_state.engine, app_state.hub, state["principal"], project, resume, release),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

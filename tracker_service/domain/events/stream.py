@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from litestar.response.sse import ServerSentEventMessage
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tracker_service.domain.events.service import entry
 from tracker_service.domain.keys.service import KeyRevoked, Principal, wait_while_valid
-from tracker_service.errors import InvalidRequest
+from tracker_service.errors import InvalidRequest, RateLimited
 from tracker_service.notify import EventHub, Subscription
 
 HEARTBEAT_SECONDS = 15.0
@@ -75,7 +76,53 @@ def _bad_position(value: str) -> InvalidRequest:
     )
 
 
+class StreamSlots:
+    """Event streams (SSE and WebSocket) open per key in this process, at most `limit` each (0: no
+    limit): each open stream re-reads the log on every change of its tenant."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: Counter[str] = Counter()
+
+    def take(self, principal: Principal) -> Callable[[], None]:
+        """Take a slot or raise RateLimited; returns the release, to call once when the stream ends."""
+        key = principal.key_id
+        if self.limit > 0 and self._open[key] >= self.limit:
+            raise RateLimited(
+                f"this API key already has {self.limit} event streams open on this tracker process, the "
+                "most allowed (TRACKER_STREAMS_PER_KEY); close one, or share one stream",
+                retry_after=5,
+            )
+        self._open[key] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open[key] -= 1
+                if self._open[key] <= 0:
+                    del self._open[key]
+
+        return release
+
+
 async def event_stream(
+    engine: AsyncEngine,
+    hub: EventHub,
+    principal: Principal,
+    project: str | None,
+    resume: tuple[str, int] | None,
+    release: Callable[[], None] = lambda: None,
+) -> AsyncIterator[ServerSentEventMessage]:
+    try:
+        async for message in _sse(engine, hub, principal, project, resume):
+            yield message
+    finally:
+        release()
+
+
+async def _sse(
     engine: AsyncEngine, hub: EventHub, principal: Principal, project: str | None, resume: tuple[str, int] | None
 ) -> AsyncIterator[ServerSentEventMessage]:
     with hub.subscribe(principal.tenant) as sub:

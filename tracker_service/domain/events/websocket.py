@@ -9,7 +9,8 @@ without a gap, `names=seed004` for seed 004's event names (`task_started`, `task
 Frames, all JSON text: `{"type": "connected", "position"}` first; then each event,
 `{"type", "event", "position", "timestamp", "project", "summary", "id", "actor", "task_id"}`;
 `{"type": "ping"}` after a quiet while (answer is optional), `{"type": "pong"}` to a client's
-`{"type": "ping"}`. Revoking the key closes the socket with code 4401 after a `revoked` frame.
+`{"type": "ping"}`. Revoking the key (or ending the board session) closes the socket with code
+4401 after a `revoked` frame; too many streams for the key, or failed key checks, 4429.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from tracker_service.domain.events.service import entry
 from tracker_service.domain.events.stream import follow, position, resume_position, start_position
 from tracker_service.domain.keys.service import KeyRevoked, Principal, authenticate
 from tracker_service.domain.keys.sessions import find_session
-from tracker_service.errors import InvalidRequest, TrackerError, Unauthorized
+from tracker_service.errors import InvalidRequest, RateLimited, TrackerError, Unauthorized
 from tracker_service.web.deps import parse_project
 from tracker_service.web.middleware import credential_from
 
 CLOSE_UNAUTHORIZED = 4401  # 4000-4999: the application's own codes; 401's meaning
 CLOSE_INVALID = 4400
+CLOSE_RATE_LIMITED = 4429
 
 # Seed 004's names for the tracker's events (its dashboard's `switch (event.type)`). A status change
 # is named by the status it reached; events with no seed 004 name keep the tracker's.
@@ -86,13 +88,26 @@ async def events_socket(socket: WebSocket) -> None:
             raise InvalidRequest(f"names: {names!r} is not one of tracker, seed004")
         engine = socket.app.state.engine
         resume = await resume_position(engine, socket.query_params.get("after"))
+        release = socket.app.state.stream_slots.take(principal)
     except Unauthorized as exc:
         await _close(socket, CLOSE_UNAUTHORIZED, exc)
+        return
+    except RateLimited as exc:
+        await _close(socket, CLOSE_RATE_LIMITED, exc)
         return
     except TrackerError as exc:
         await _close(socket, CLOSE_INVALID, exc)
         return
-    hub = socket.app.state.hub
+    try:
+        await _serve(socket, principal, project, names == "seed004", resume)
+    finally:
+        release()
+
+
+async def _serve(
+    socket: WebSocket, principal: Principal, project: str | None, seed004: bool, resume: tuple[str, int] | None
+) -> None:
+    engine, hub = socket.app.state.engine, socket.app.state.hub
     with hub.subscribe(principal.tenant) as sub:
         start = resume or await start_position(engine)
         await socket.send_json({"type": "connected", "position": f"{start[0]}.{start[1]}"})
@@ -100,7 +115,7 @@ async def events_socket(socket: WebSocket) -> None:
             tasks.start_soon(_answer_pings, socket, tasks.cancel_scope)
             try:
                 async for row in follow(engine, sub, hub, principal, project, start):
-                    await socket.send_json({"type": "ping"} if row is None else frame(row, names == "seed004"))
+                    await socket.send_json({"type": "ping"} if row is None else frame(row, seed004))
             except KeyRevoked as exc:
                 await socket.send_json({"type": "revoked", "code": exc.code, "detail": exc.detail})
                 await socket.close(code=CLOSE_UNAUTHORIZED, reason="API key revoked")
@@ -129,7 +144,9 @@ async def _authenticate(socket: WebSocket) -> Principal:
     credential = credential_from(headers)
     failed_auth = socket.app.state.failed_auth
     address = socket.client.host if socket.client else "unknown"
-    failed_auth.refuse_if_empty(address)
+    keys = socket.app.state.hub.keys
+    if credential.session_token is not None or not keys.knows(credential.api_key or ""):
+        failed_auth.refuse_if_empty(address)  # as over HTTP: a key known valid is never refused here
     async with socket.app.state.engine.connect() as conn:
         if credential.session_token is not None:
             if not _same_origin(headers):
@@ -137,7 +154,7 @@ async def _authenticate(socket: WebSocket) -> Principal:
             session = await find_session(conn, credential.session_token)
             principal = session.principal if session else None
         else:
-            principal = await authenticate(conn, credential.api_key or "", socket.app.state.hub.keys)
+            principal = await authenticate(conn, credential.api_key or "", keys)
     if principal is None:
         failed_auth.check(address)
         raise Unauthorized("invalid or revoked API key (or an ended board session)")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Connection, Text, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tracker_service.db.models import api_keys, events
+from tracker_service.db.models import api_keys, board_sessions, events
 from tracker_service.domain.events.service import event_values
 from tracker_service.errors import Unauthorized
 
@@ -29,6 +29,8 @@ class Principal:
     tenant: str
     name: str
     role: str
+    # A board session acting for the key: the hash of its token (domain.keys.sessions).
+    session: str | None = None
 
     def allows(self, needed: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(needed)
@@ -60,6 +62,16 @@ async def authenticate(conn: AsyncConnection, key: str, cache: PrincipalCache | 
 
 
 _STILL_ACTIVE = select(api_keys.c.id).where(api_keys.c.id == bindparam("key_id"), api_keys.c.revoked_at.is_(None))
+# A board session still stands: not signed out, not expired, its key not revoked.
+_SESSION_ACTIVE = (
+    select(board_sessions.c.token_hash)
+    .select_from(board_sessions.join(api_keys, api_keys.c.id == board_sessions.c.key_id))
+    .where(
+        board_sessions.c.token_hash == bindparam("token_hash"),
+        board_sessions.c.expires_at > func.now(),
+        api_keys.c.revoked_at.is_(None),
+    )
+)
 # While key changes cannot be heard, a long-lived request re-checks its key at least this often.
 UNHEARD_RECHECK_SECONDS = 1.0
 
@@ -79,12 +91,17 @@ async def wait_while_valid(
     """
     listening = hub.listening
     woke = await sub.wait(timeout if listening else min(timeout, UNHEARD_RECHECK_SECONDS))
-    if sub.keys_changed or not listening:
+    # A session is also looked at when the wait ran out: it may have expired meanwhile.
+    if sub.keys_changed or not listening or (principal.session is not None and not woke):
         sub.keys_changed = False
         async with engine.connect() as conn:
-            active = (await conn.execute(_STILL_ACTIVE, {"key_id": principal.key_id})).first()
+            if principal.session is not None:
+                active = (await conn.execute(_SESSION_ACTIVE, {"token_hash": principal.session})).first()
+            else:
+                active = (await conn.execute(_STILL_ACTIVE, {"key_id": principal.key_id})).first()
         if active is None:
-            raise KeyRevoked(f"the API key {principal.name!r} was revoked")
+            ended = "board session has ended" if principal.session is not None else "API key was revoked"
+            raise KeyRevoked(f"the {ended} ({principal.name!r})")
     return woke
 
 

@@ -12,7 +12,6 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from http.cookies import CookieError, SimpleCookie
 
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,13 +43,14 @@ class BoardSession:
 
 
 def session_token_from(cookie_header: str | None) -> str | None:
-    if not cookie_header:
-        return None
-    try:
-        morsel = SimpleCookie(cookie_header).get(SESSION_COOKIE)
-    except CookieError:
-        return None
-    return morsel.value if morsel is not None and morsel.value else None
+    """The session's token from a Cookie header, read leniently: another site on the same host may
+    set cookies http.cookies cannot parse (it then drops them all). The first one named wins, as
+    browsers list the most specific path first."""
+    for part in (cookie_header or "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == SESSION_COOKIE and value.strip():
+            return value.strip().strip('"')
+    return None
 
 
 _LOOKUP = (
@@ -72,10 +72,11 @@ _LOOKUP = (
 
 async def find_session(conn: AsyncConnection, token: str) -> BoardSession | None:
     """The live session of a cookie's token: not signed out, not expired, its key not revoked."""
-    row = (await conn.execute(_LOOKUP, {"token_hash": hash_key(token)})).first()
+    token_hash = hash_key(token)
+    row = (await conn.execute(_LOOKUP, {"token_hash": token_hash})).first()
     if row is None:
         return None
-    return BoardSession(Principal(str(row.id), row.tenant, row.name, row.role), row.csrf_token)
+    return BoardSession(Principal(str(row.id), row.tenant, row.name, row.role, session=token_hash), row.csrf_token)
 
 
 async def open_session(conn: AsyncConnection, principal: Principal, lifetime: timedelta) -> str:
