@@ -26,8 +26,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPReceiveMessage, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tracker_service.domain.keys.service import Principal, authenticate
-from tracker_service.domain.keys.sessions import CSRF_HEADER, find_session, session_token_from
+from tracker_service.domain.keys.service import Principal, PrincipalCache, authenticate
+from tracker_service.domain.keys.sessions import CSRF_HEADER, BoardSession, find_session, session_token_from
 from tracker_service.errors import (
     Forbidden,
     InvalidRequest,
@@ -109,6 +109,31 @@ def credential_from(headers: Headers) -> Credential:
     if session := session_token_from(headers.get("cookie")):
         return Credential(session_token=session)
     raise Unauthorized("no API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+
+
+async def identify(
+    conn: AsyncConnection, credential: Credential, keys: PrincipalCache, failed_auth: RateLimiter, address: str
+) -> tuple[Principal, BoardSession | None]:
+    """Who a credential is, for HTTP requests and /ws alike: a key (cached while valid), or a board
+    session with its key; failures count against the address, and a key the address has not shown
+    to be valid is not even looked up once it is over its limit."""
+    if credential.session_token is not None:
+        failed_auth.refuse_if_empty(address)
+        session = await find_session(conn, credential.session_token)
+        if session is None:
+            failed_auth.check(address)
+            raise Unauthorized(
+                "the board session has ended (signed out, expired, or its key was revoked); sign in again"
+            )
+        return session.principal, session
+    key = credential.api_key or ""
+    if not keys.knows(key):
+        failed_auth.refuse_if_empty(address)
+    principal = await authenticate(conn, key, keys)
+    if principal is None:
+        failed_auth.check(address)
+        raise Unauthorized("invalid or revoked API key", invalid_token=True)
+    return principal, None
 
 
 class RequestContext(ASGIMiddleware):
@@ -230,25 +255,11 @@ class RequestContext(ASGIMiddleware):
         self, conn: AsyncConnection, credential: Credential, scope: Scope, headers: Headers
     ) -> Principal:
         address = (scope.get("client") or ("unknown", 0))[0]
-        if credential.session_token is not None:
-            self.failed_auth.refuse_if_empty(address)
-            session = await find_session(conn, credential.session_token)
-            if session is None:
-                self.failed_auth.check(address)
-                raise Unauthorized(
-                    "the board session has ended (signed out, expired, or its key was revoked); sign in again"
-                )
+        principal, session = await identify(conn, credential, self.hub.keys, self.failed_auth, address)
+        if session is not None:
             if str(scope.get("method", "")) not in SAFE_METHODS:
                 session.check_csrf(headers.get(CSRF_HEADER))
             scope.setdefault("state", {})["board_csrf"] = session.csrf_token
-            return session.principal
-        key = credential.api_key or ""
-        if not self.hub.keys.knows(key):
-            self.failed_auth.refuse_if_empty(address)
-        principal = await authenticate(conn, key, self.hub.keys)
-        if principal is None:
-            self.failed_auth.check(address)
-            raise Unauthorized("invalid or revoked API key", invalid_token=True)
         return principal
 
     async def _read_body(self, headers: Headers, receive: Receive) -> bytes:

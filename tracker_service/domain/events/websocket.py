@@ -25,11 +25,10 @@ from litestar.exceptions import WebSocketDisconnect
 
 from tracker_service.domain.events.service import entry
 from tracker_service.domain.events.stream import follow, position, resume_position, start_position
-from tracker_service.domain.keys.service import KeyRevoked, Principal, authenticate
-from tracker_service.domain.keys.sessions import find_session
+from tracker_service.domain.keys.service import KeyRevoked, Principal
 from tracker_service.errors import InvalidRequest, RateLimited, TrackerError, Unauthorized
 from tracker_service.web.deps import parse_project
-from tracker_service.web.middleware import credential_from
+from tracker_service.web.middleware import credential_from, identify
 
 CLOSE_UNAUTHORIZED = 4401  # 4000-4999: the application's own codes; 401's meaning
 CLOSE_INVALID = 4400
@@ -142,22 +141,12 @@ async def _answer_pings(socket: WebSocket, scope: anyio.CancelScope) -> None:
 async def _authenticate(socket: WebSocket) -> Principal:
     headers = Headers.from_scope(socket.scope)
     credential = credential_from(headers)
-    failed_auth = socket.app.state.failed_auth
+    if credential.session_token is not None and not _same_origin(headers):
+        raise Unauthorized("a board session may open /ws only from the tracker's own pages")
+    state = socket.app.state
     address = socket.client.host if socket.client else "unknown"
-    keys = socket.app.state.hub.keys
-    if credential.session_token is not None or not keys.knows(credential.api_key or ""):
-        failed_auth.refuse_if_empty(address)  # as over HTTP: a key known valid is never refused here
-    async with socket.app.state.engine.connect() as conn:
-        if credential.session_token is not None:
-            if not _same_origin(headers):
-                raise Unauthorized("a board session may open /ws only from the tracker's own pages")
-            session = await find_session(conn, credential.session_token)
-            principal = session.principal if session else None
-        else:
-            principal = await authenticate(conn, credential.api_key or "", keys)
-    if principal is None:
-        failed_auth.check(address)
-        raise Unauthorized("invalid or revoked API key (or an ended board session)")
+    async with state.engine.connect() as conn:
+        principal, _ = await identify(conn, credential, state.hub.keys, state.failed_auth, address)
     return principal
 
 
