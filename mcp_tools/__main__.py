@@ -30,13 +30,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from .client import TrackerClient
     from .server import build_server
+    from .updates import TrackerUpdates
 
     client = TrackerClient(config)
     logging.getLogger("mcp_tools").info(
         "serving tools for %s (timeout %gs; toolsets %s)", config.base_url, config.timeout, config.surface
     )
     try:
-        build_server(client, config.surface).run("stdio")
+        build_server(client, config.surface, TrackerUpdates(config)).run("stdio")
     finally:
         client.close()
 

@@ -1,6 +1,7 @@
 """Assemble the MCP server: one client, the tools and resources of the chosen surface."""
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import SubscriptionBus
 
 from .client import TrackerClient
 from .config import Surface
@@ -18,12 +19,19 @@ def catalogue(client: TrackerClient) -> Catalogue:
     return tools
 
 
-def build_server(client: TrackerClient, surface: Surface | None = None) -> MCPServer:
-    """The server offering ``surface``; over HTTP a client's headers may narrow it (``gate``)."""
+def build_server(
+    client: TrackerClient, surface: Surface | None = None, updates: SubscriptionBus | None = None
+) -> MCPServer:
+    """The server offering ``surface``; over HTTP a client's headers may narrow it (``gate``).
+
+    ``updates`` feeds ``subscriptions/listen`` (resource updates, stdio: ``updates.TrackerUpdates``);
+    without it the server does not offer listening.
+    """
     surface = surface or Surface()
     tools = catalogue(client)
     server = MCPServer(
         "tracker",
+        subscriptions=updates if updates is not None else False,
         instructions=instructions(surface),
         version=_version(),
         tools=tools.select(surface),
