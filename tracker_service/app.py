@@ -22,6 +22,7 @@ from tracker_service.domain.events.websocket import events_socket
 from tracker_service.domain.handoffs.controller import HandoffController
 from tracker_service.domain.ids.controller import IdController
 from tracker_service.domain.keys.controller import WhoAmIController
+from tracker_service.domain.keys.jwt_users import JwtUsers
 from tracker_service.domain.keys.service import PrincipalCache
 from tracker_service.domain.projects.controller import ProjectController
 from tracker_service.domain.tasks.controller import TaskController
@@ -67,9 +68,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Failed key checks per client address, shared by the API and the board's sign-in: guessing
     # keys costs a lookup each, and tells nothing.
     failed_auth = RateLimiter(settings.auth_failures_per_minute, "failed API key checks per minute from this address")
+    # Users from an identity provider, when one is configured (domain.keys.jwt_users).
+    jwt_users = JwtUsers(settings) if settings.jwt_issuer or settings.jwt_audience else None
     middleware = [
         RequestLog(metrics=settings.metrics),
-        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute), hub, failed_auth),
+        RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute), hub, failed_auth, jwt_users),
     ]
     return Litestar(
         route_handlers=[
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "hub": hub,
                 "failed_auth": failed_auth,
                 "stream_slots": StreamSlots(settings.streams_per_key),
+                "jwt_users": jwt_users,
             }
         ),
         on_startup=[document_api, hub.start, sweeper.start],

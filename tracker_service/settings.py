@@ -53,6 +53,14 @@ class Settings:
     board_session_hours: int = 12
     # Event streams (/events, /ws) one key may hold open per process; 0: no limit.
     streams_per_key: int = 100
+    # Users from an identity provider: bearer JWTs from this issuer (and for this audience) are
+    # accepted beside API keys, each user in a tenant of its own (jwt_tenant_prefix + sub).
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Where the issuer's signing keys are (default: <issuer>/.well-known/jwks.json).
+    jwt_jwks_url: str | None = None
+    jwt_role: str = "write"
+    jwt_tenant_prefix: str = "user:"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -26,6 +26,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPReceiveMessage, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tracker_service.domain.keys.jwt_users import JwtUsers, looks_like_jwt
 from tracker_service.domain.keys.service import Principal, PrincipalCache, authenticate
 from tracker_service.domain.keys.sessions import CSRF_HEADER, BoardSession, find_session, session_token_from
 from tracker_service.errors import (
@@ -112,7 +113,12 @@ def credential_from(headers: Headers) -> Credential:
 
 
 async def identify(
-    conn: AsyncConnection, credential: Credential, keys: PrincipalCache, failed_auth: RateLimiter, address: str
+    conn: AsyncConnection,
+    credential: Credential,
+    keys: PrincipalCache,
+    failed_auth: RateLimiter,
+    address: str,
+    jwt_users: JwtUsers | None = None,
 ) -> tuple[Principal, BoardSession | None]:
     """Who a credential is, for HTTP requests and /ws alike: a key (cached while valid), or a board
     session with its key; failures count against the address, and a key the address has not shown
@@ -127,6 +133,13 @@ async def identify(
             )
         return session.principal, session
     key = credential.api_key or ""
+    if jwt_users is not None and looks_like_jwt(key):
+        failed_auth.refuse_if_empty(address)
+        try:
+            return await jwt_users.principal(key), None
+        except Unauthorized:
+            failed_auth.check(address)
+            raise
     if not keys.knows(key):
         failed_auth.refuse_if_empty(address)
     principal = await authenticate(conn, key, keys)
@@ -143,8 +156,15 @@ class RequestContext(ASGIMiddleware):
     should_bypass_for_scope = staticmethod(lambda scope: scope["path"].startswith("/schema"))
 
     def __init__(
-        self, engine: AsyncEngine, settings: Settings, limiter: RateLimiter, hub: EventHub, failed_auth: RateLimiter
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        limiter: RateLimiter,
+        hub: EventHub,
+        failed_auth: RateLimiter,
+        jwt_users: JwtUsers | None = None,
     ) -> None:
+        self.jwt_users = jwt_users
         self.engine = engine
         self.settings = settings
         self.limiter = limiter
@@ -255,7 +275,7 @@ class RequestContext(ASGIMiddleware):
         self, conn: AsyncConnection, credential: Credential, scope: Scope, headers: Headers
     ) -> Principal:
         address = (scope.get("client") or ("unknown", 0))[0]
-        principal, session = await identify(conn, credential, self.hub.keys, self.failed_auth, address)
+        principal, session = await identify(conn, credential, self.hub.keys, self.failed_auth, address, self.jwt_users)
         if session is not None:
             if str(scope.get("method", "")) not in SAFE_METHODS:
                 session.check_csrf(headers.get(CSRF_HEADER))

@@ -146,7 +146,7 @@ async def _authenticate(socket: WebSocket) -> Principal:
     state = socket.app.state
     address = socket.client.host if socket.client else "unknown"
     async with state.engine.connect() as conn:
-        principal, _ = await identify(conn, credential, state.hub.keys, state.failed_auth, address)
+        principal, _ = await identify(conn, credential, state.hub.keys, state.failed_auth, address, state.jwt_users)
     return principal
 
 

@@ -31,6 +31,8 @@ class Principal:
     role: str
     # A board session acting for the key: the hash of its token (domain.keys.sessions).
     session: str | None = None
+    # A user from an identity provider (domain.keys.jwt_users): when its token expires (epoch s).
+    expires_at: float | None = None
 
     def allows(self, needed: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(needed)
@@ -89,6 +91,16 @@ async def wait_while_valid(
     subscription) or while such changes cannot be heard; so a revocation ends streams and
     waits within the notification's delay, about a second at worst.
     """
+    if principal.expires_at is not None:
+        # A token's user: nothing to look up, the token is valid until it expires.
+        left = principal.expires_at - time.time()
+        if left <= 0:
+            raise KeyRevoked(f"the token of {principal.name!r} expired")
+        woke = await sub.wait(min(timeout, left))
+        sub.keys_changed = False
+        if principal.expires_at <= time.time():
+            raise KeyRevoked(f"the token of {principal.name!r} expired")
+        return woke
     listening = hub.listening
     woke = await sub.wait(timeout if listening else min(timeout, UNHEARD_RECHECK_SECONDS))
     # A session is also looked at when the wait ran out: it may have expired meanwhile.
