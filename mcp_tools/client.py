@@ -10,6 +10,7 @@ here, once, into an ``errors.TrackerError`` whose message the agent reads.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -222,6 +223,10 @@ class TrackerClient:
 
     def get_handoff(self, handoff_id: str) -> Handoff:
         return _parse(Handoff, self._request("GET", f"/handoffs/{_ref(handoff_id)}"))
+
+    def conversation_json(self, conversation_id: str) -> str:
+        """A conversation with its first page of messages, as the tracker's JSON."""
+        return json.dumps(self._request("GET", f"/conversations/{_ref(conversation_id)}"), ensure_ascii=False)
 
     def handoff_markdown(self, handoff_id: str) -> str:
         return str(self._request("GET", f"/handoffs/{_ref(handoff_id)}/content") or "")

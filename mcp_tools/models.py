@@ -95,6 +95,7 @@ class Task(TaskSummary):
     parent: Dependency | None = None
     # {total, by_status}: published as a plain object, its own $defs in four output schemas cost more.
     children: Annotated[dict[str, int | dict[str, int]] | None, WithJsonSchema({"type": "object"})] = None
+    conversation_id: Maybe = None
 
 
 # A heartbeat's answer: just the lease, not the whole task again.

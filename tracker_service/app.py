@@ -15,6 +15,7 @@ from sqlalchemy import text
 from tracker_service import __version__
 from tracker_service.board.routes import BOARD_HANDLERS
 from tracker_service.db.engine import create_engine
+from tracker_service.domain.conversations.controller import ConversationController
 from tracker_service.domain.delegation.controller import DelegationController
 from tracker_service.domain.events.controller import LogController, live_events
 from tracker_service.domain.events.stream import StreamSlots
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DelegationController,
             WhoAmIController,
             ProjectController,
+            ConversationController,
             *BOARD_HANDLERS,
             # Spec 000 clients call the same routes under /mcp/.
             Router("/mcp", route_handlers=[TaskController, HandoffController, LogController], include_in_schema=False),

@@ -53,6 +53,10 @@ class HandoffNotFound(NotFound):
     code, title = "HANDOFF_NOT_FOUND", "Handoff not found"
 
 
+class ConversationNotFound(NotFound):
+    code, title = "CONVERSATION_NOT_FOUND", "Conversation not found"
+
+
 class ReservationNotFound(NotFound):
     code, title = "RESERVATION_NOT_FOUND", "Reservation not found"
 

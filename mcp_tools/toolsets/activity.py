@@ -42,6 +42,15 @@ def register(tools: Catalogue, client: TrackerClient) -> None:
             next_cursor = paging.encode_cursor(offset + count, query, e=items[count - 1].event_id)
         return LogPage(entries=items[:count], next_cursor=next_cursor)
 
+    @tools.resource(
+        TOOLSET,
+        "tracker://conversations/{id}",
+        mime_type="application/json",
+        description="A conversation (seed 003's chat log) with its first 50 messages.",
+    )
+    def conversation_resource(id: str) -> str:
+        return client.conversation_json(id)
+
     @tools.tool(TOOLSET, CREATE)
     def delegate_task(
         prompt: Annotated[str, Field(min_length=1, description="The work, self-contained.")],

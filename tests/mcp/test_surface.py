@@ -86,7 +86,7 @@ def test_read_only_lists_the_reads_marked_read_only_and_get_next_task_without_cl
     for tool in tools.values():
         assert tool["annotations"] == {"readOnlyHint": True, "openWorldHint": False}, tool["name"]
     assert set(tools["get_next_task"]["inputSchema"]["properties"]) == {"project_id", "status_filter"}
-    assert resources["uris"] == {"tracker://tasks/{ref}", "tracker://handoffs/{id}"}
+    assert resources["uris"] == {"tracker://tasks/{ref}", "tracker://handoffs/{id}", "tracker://conversations/{id}"}
 
 
 def test_toolsets_list_only_their_tools_and_resources() -> None:

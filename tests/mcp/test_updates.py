@@ -3,6 +3,8 @@ fed by the tracker's event stream (a real tracker; the MCP client in memory)."""
 
 from __future__ import annotations
 
+import json
+
 import anyio
 import httpx
 from mcp import Client
@@ -46,3 +48,18 @@ def test_a_listener_hears_its_task_and_handoff_change_and_nothing_else(tracker_u
         return heard
 
     assert anyio.run(listen) == watched
+
+
+def test_a_conversation_reads_as_a_resource(tracker_url, api_key):
+    with client_for(tracker_url, api_key) as api:
+        conv = ok(api.post("/conversations", json={"title": "chat"}), 201)
+        ok(api.post(f"/conversations/{conv['id']}/messages", json={"role": "user", "content": "hello"}), 201)
+    config = Config(api_key=api_key, base_url=tracker_url)
+
+    async def read() -> dict[str, object]:
+        async with Client(build_server(TrackerClient(config))) as mcp:
+            result = await mcp.read_resource(f"tracker://conversations/{conv['id']}")
+        return json.loads(result.contents[0].text)
+
+    got = anyio.run(read)
+    assert got["title"] == "chat" and [m["content"] for m in got["messages"]] == ["hello"]

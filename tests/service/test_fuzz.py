@@ -106,6 +106,8 @@ _TIME = TypeAdapter(AwareDatetime)
 # Fields naming other records: the document says their form, not that the record exists, a rule of
 # the data at run time (like expires_at's, relative to now); tests of their own cover both.
 REFERENCES = ("response_to", "related_handoff_id", "depends_on", "parent")
+# A conversation message's links to tasks and handoffs (its "tasks" is not a batch's list of tasks).
+MESSAGE_REFERENCES = ("tasks", "handoffs")
 
 
 def valid_now(case) -> None:  # type: ignore[no-untyped-def]
@@ -113,6 +115,11 @@ def valid_now(case) -> None:  # type: ignore[no-untyped-def]
     and a handoff that expires later than now."""
     bodies = [case.body] if isinstance(case.body, dict) else []
     bodies += [t for t in (bodies[0].get("tasks") if bodies else None) or [] if isinstance(t, dict)]
+    messages = [b for b in bodies if "role" in b]
+    messages += [m for m in (bodies[0].get("messages") if bodies else None) or [] if isinstance(m, dict)]
+    for message in messages:
+        for name in MESSAGE_REFERENCES:
+            message.pop(name, None)
     for body in bodies:
         for name in REFERENCES:
             body.pop(name, None)

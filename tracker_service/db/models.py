@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Computed,
     DateTime,
@@ -108,6 +109,8 @@ tasks = Table(
     Column("auto_complete", Boolean, nullable=False, server_default=text("false")),
     # Children neither completed nor cancelled; kept by a trigger (migration 0008).
     Column("open_children", Integer, nullable=False, server_default=text("0")),
+    # The conversation whose message first linked the task (migration 0012).
+    Column("conversation_id", UUID(as_uuid=True), ForeignKey("conversations.id", ondelete="SET NULL")),
     UniqueConstraint("tenant", "project", "key", name="tasks_key_unique"),
     ForeignKeyConstraint(["related_handoff_id"], ["handoffs.id"], name="tasks_related_handoff_fk", ondelete="SET NULL"),
     # The claim and next-task queries walk these in priority order and stop at the first hit.
@@ -149,6 +152,7 @@ tasks = Table(
     ),
     Index("tasks_lease", "lease_expires_at", postgresql_where=text("status = 'in_progress'")),
     Index("tasks_children", "parent_id", "status", postgresql_where=text("parent_id IS NOT NULL")),
+    Index("tasks_conversation", "conversation_id", postgresql_where=text("conversation_id IS NOT NULL")),
 )
 
 project_settings = Table(
@@ -275,4 +279,38 @@ events = Table(
     Index("events_stream", "tenant", "txid", "id"),
     # A task's (or handoff's) own history, on its board page.
     Index("events_entity", "tenant", "entity_id", text("id DESC"), postgresql_where=text("entity_id IS NOT NULL")),
+)
+
+# Seed 003's chat turns (migration 0012): messages numbered by the database, in order.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()),
+    Column("tenant", Text, nullable=False),
+    Column("title", Text),
+    Column("metadata", JSONB(none_as_null=True)),
+    Column("message_count", Integer, nullable=False, server_default=text("0")),
+    _ts("created_at"),
+    _ts("updated_at"),
+    Index("conversations_list", "tenant", text("created_at DESC"), text("id DESC")),
+)
+
+conversation_messages = Table(
+    "conversation_messages",
+    metadata,
+    Column(
+        "conversation_id",
+        UUID(as_uuid=True),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("tool_calls", JSONB(none_as_null=True)),
+    Column("metadata", JSONB(none_as_null=True)),
+    Column("task_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")),
+    Column("handoff_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")),
+    _ts("created_at"),
+    CheckConstraint("role IN ('user', 'assistant', 'tool', 'system')", name="conversation_messages_role"),
 )

@@ -216,6 +216,7 @@ class TaskOut(OutModel):
     parent: DependencyOut | None
     auto_complete: bool
     children: ChildrenOut | None = Field(description="Counts of the task's children; null when it has none")
+    conversation_id: UUID | None = Field(None, description="The conversation whose message led to this task")
 
     @classmethod
     def from_row(cls, row: Any) -> TaskOut:
