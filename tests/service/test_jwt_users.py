@@ -153,7 +153,7 @@ def test_api_keys_keep_working_beside_tokens(tracker, api_key):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     actions=st.lists(
-        st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(["task", "handoff", "id"])),
+        st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(["task", "handoff", "id", "conversation"])),
         min_size=1,
         max_size=8,
     )
@@ -161,7 +161,7 @@ def test_api_keys_keep_working_beside_tokens(tracker, api_key):
 def test_no_user_ever_sees_another_users_work(tracker, idp, actions):
     run = uuid.uuid4().hex[:8]
     users = {name: f"{name}-{run}" for name in ("u1", "u2", "u3")}
-    made: dict[str, dict[str, int]] = {sub: {"task": 0, "handoff": 0, "id": 0} for sub in users.values()}
+    made = {sub: {"task": 0, "handoff": 0, "id": 0, "conversation": 0} for sub in users.values()}
     clients = {sub: as_user(tracker, idp.token(sub)) for sub in users.values()}
     try:
         for name, kind in actions:
@@ -171,8 +171,10 @@ def test_no_user_ever_sees_another_users_work(tracker, idp, actions):
             elif kind == "handoff":
                 body = {"project": "shared-name", "task": "t", "direction": "ai_to_cc", "content": f"of {sub}"}
                 ok(c.post("/handoffs", json=body), 201)
-            else:
+            elif kind == "id":
                 ok(c.post("/ids/next", json={"type": "US", "project_id": "shared-name"}), 201)
+            else:
+                ok(c.post("/conversations", json={"title": f"of {sub}"}), 201)
             made[sub][kind] += 1
         for sub, c in clients.items():
             tasks = ok(c.get("/tasks", params={"project": "shared-name", "limit": 200}))
@@ -182,6 +184,9 @@ def test_no_user_ever_sees_another_users_work(tracker, idp, actions):
             log = ok(c.get("/log", params={"limit": 1000}))["entries"]
             assert all(e["actor"] in (sub, None, "tracker") for e in log), log
             assert len([e for e in log if e["event"] == "id.allocated"]) == made[sub]["id"]
+            conversations = ok(c.get("/conversations", params={"limit": 200}))
+            assert conversations["total"] == made[sub]["conversation"]
+            assert all(x["title"] == f"of {sub}" for x in conversations["conversations"])
             counter = ok(c.get("/ids/next", params={"type": "US", "project_id": "shared-name"}))
             assert counter["next_id"] == f"US-{made[sub]['id'] + 1:03d}"
     finally:
@@ -197,3 +202,32 @@ def test_a_stream_ends_when_its_token_expires(tracker, idp):
     ended = stream.wait_end(10)
     assert ended is not None and "event: revoked" in stream.lines
     assert time.time() >= expires
+
+
+def test_the_http_bridge_passes_a_users_token_through(tracker, idp, project):
+    """Through the MCP bridge over HTTP the user's JWT acts as a key would: the user's own tenant."""
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from mcp_tools.config import Config
+    from tests.mcp.bridge_support import running_bridge
+    from tests.mcp.test_http import free_port
+
+    sub = f"bridge-{uuid.uuid4().hex[:6]}"
+    token = idp.token(sub)
+
+    async def add_then_list(url: str) -> Any:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+            async with Client(streamable_http_client(f"{url}/mcp", http_client=http)) as mcp:
+                await mcp.call_tool("add_task", {"tasks": [{"project_id": project, "title": "via the bridge"}]})
+                return (await mcp.call_tool("list_tasks", {"project_id": project})).structured_content
+
+    with running_bridge(Config(transport="streamable-http", port=free_port(), base_url=tracker)) as url:
+        listed = anyio.run(add_then_list, url)
+    assert [t["title"] for t in listed["tasks"]] == ["via the bridge"]
+    with as_user(tracker, token) as c:
+        assert ok(c.get("/tasks", params={"project": project}))["total"] == 1
+    with as_user(tracker, idp.token(f"other-{sub}")) as other:
+        assert ok(other.get("/tasks", params={"project": project}))["total"] == 0
