@@ -21,52 +21,34 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import psycopg
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
 from bench.env import World
 from bench.stats import summarize
+from tests.identity_provider import IdentityProvider
 
 ISSUER, AUDIENCE, PROJECT = "https://id.bench.test", "agent-tracker", "p"
 OPS = ("add_task", "get_next_task (claim)", "update_task_status", "list_tasks", "get_task", "conversation append")
 
 
-class Provider:
+class Provider(IdentityProvider):
+    """The test suite's identity provider, with each user's token made once."""
+
     def __init__(self) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        jwks = {"keys": [{**json.loads(RSAAlgorithm.to_jwk(self.key.public_key())), "kid": "k1", "alg": "RS256"}]}
-        body = json.dumps(jwks).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        super().__init__(ISSUER, AUDIENCE)
+        self.url = self.jwks_url
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def token(self, sub: str) -> str:
+    def token(self, subject: str, **claims: Any) -> str:
         with self._lock:
-            if sub not in self._tokens:
-                claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "exp": int(time.time()) + 3600}
-                self._tokens[sub] = jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "k1"})
-            return self._tokens[sub]
+            if subject not in self._tokens:
+                self._tokens[subject] = super().token(subject, exp=int(time.time()) + 3600, **claims)
+            return self._tokens[subject]
 
 
 def seed_users(conn: psycopg.Connection, users: int) -> None:
