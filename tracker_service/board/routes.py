@@ -9,10 +9,11 @@ makes follows the API's rules and shows the API's errors. Live updates: board.js
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import jinja2
 from litestar import Controller, Request, Response, get, post
@@ -30,11 +31,17 @@ from tracker_service.domain.handoffs.schemas import HANDOFF_STATUSES
 from tracker_service.domain.handoffs.service import HandoffService
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.domain.keys.service import authenticate
-from tracker_service.domain.keys.sessions import SESSION_COOKIE, close_session, open_session, session_token_from
+from tracker_service.domain.keys.sessions import (
+    SESSION_COOKIE,
+    close_session,
+    from_own_origin,
+    open_session,
+    session_token_from,
+)
 from tracker_service.domain.tasks.queries import TaskFilter
 from tracker_service.domain.tasks.service import TaskService
 from tracker_service.domain.tasks.states import PRIORITIES, STATUSES, TRANSITIONS, VERDICTS
-from tracker_service.errors import RateLimited, TrackerError, Unauthorized
+from tracker_service.errors import InvalidRequest, RateLimited, TrackerError, Unauthorized
 from tracker_service.web.deps import just_one, one_of, parse_project, parse_uuid
 from tracker_service.web.problems import tracker_error
 
@@ -132,8 +139,6 @@ def _offset(request: Request, name: str) -> int:
 
 
 def _bad_filter(name: str, message: str) -> TrackerError:
-    from tracker_service.errors import InvalidRequest
-
     return InvalidRequest(f"{name}: {message}", errors=[{"field": name, "message": message, "source": "query"}])
 
 
@@ -263,7 +268,7 @@ class BoardController(Controller):
             task=task,
             children=children,
             dependents=await views.dependents(conn, task.id),
-            history=await views.history(conn, principal.tenant, task.id),
+            history=await EventLog(conn, principal.tenant).entries(None, None, None, 100, entity_id=str(task.id)),
             moves=_moves(task.status),
             result_json=None if task.result is None else _pretty(task.result),
         )
@@ -360,17 +365,13 @@ class BoardController(Controller):
 
 
 def _pretty(value: Any) -> str:
-    import json
-
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 def _same_origin(request: Request) -> bool:
     """A sign-in form posted from this tracker's own page (or by a client that sends no Origin)."""
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    return origin is None or from_own_origin(origin, request.headers.get("host"))
 
 
 class SignInController(Controller):

@@ -1,5 +1,5 @@
 """Reads only the board needs, beside the domain's own: what a card shows that a task summary
-does not, a task's dependents and history, and each project's totals. No rule lives here."""
+does not, a task's dependents, and each project's totals. No rule lives here."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from uuid import UUID
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracker_service.db.models import events, task_dependencies, task_totals, tasks
-from tracker_service.domain.events.service import entry
+from tracker_service.db.models import task_dependencies, task_totals, tasks
 from tracker_service.domain.tasks.states import CLOSED
 
 _dep = tasks.alias("dep")
@@ -45,16 +44,6 @@ async def dependents(conn: AsyncConnection, task_id: UUID) -> list[Any]:
         .limit(200)
     )
     return list(rows)
-
-
-async def history(conn: AsyncConnection, tenant: str, entity_id: UUID, limit: int = 100) -> list[dict[str, Any]]:
-    rows = await conn.execute(
-        select(events)
-        .where(events.c.tenant == tenant, events.c.entity_id == str(entity_id))
-        .order_by(events.c.id.desc())
-        .limit(limit)
-    )
-    return [entry(r) for r in rows]
 
 
 async def project_totals(conn: AsyncConnection, tenant: str) -> dict[str, dict[str, int]]:

@@ -96,9 +96,11 @@ class EventLog:
         self.tenant = tenant
 
     async def entries(
-        self, project: str | None, type_: str | None, since: datetime | None, limit: int
+        self, project: str | None, type_: str | None, since: datetime | None, limit: int, entity_id: str | None = None
     ) -> list[dict[str, Any]]:
         cond = [events.c.tenant == self.tenant]
+        if entity_id is not None:  # one object's history (index events_entity)
+            cond.append(events.c.entity_id == entity_id)
         if project is not None:
             cond.append(events.c.project == project)
         if type_:

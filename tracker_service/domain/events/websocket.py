@@ -26,6 +26,7 @@ from litestar.exceptions import WebSocketDisconnect
 from tracker_service.domain.events.service import entry
 from tracker_service.domain.events.stream import follow, position, resume_position, start_position
 from tracker_service.domain.keys.service import KeyRevoked, Principal
+from tracker_service.domain.keys.sessions import from_own_origin
 from tracker_service.errors import InvalidRequest, RateLimited, TrackerError, Unauthorized
 from tracker_service.web.deps import parse_project
 from tracker_service.web.middleware import credential_from, identify
@@ -141,19 +142,13 @@ async def _answer_pings(socket: WebSocket, scope: anyio.CancelScope) -> None:
 async def _authenticate(socket: WebSocket) -> Principal:
     headers = Headers.from_scope(socket.scope)
     credential = credential_from(headers)
-    if credential.session_token is not None and not _same_origin(headers):
+    if credential.session_token is not None and not from_own_origin(headers.get("origin"), headers.get("host")):
         raise Unauthorized("a board session may open /ws only from the tracker's own pages")
     state = socket.app.state
     address = socket.client.host if socket.client else "unknown"
     async with state.engine.connect() as conn:
         principal, _ = await identify(conn, credential, state.hub.keys, state.failed_auth, address, state.jwt_users)
     return principal
-
-
-def _same_origin(headers: Headers) -> bool:
-    origin = headers.get("origin")
-    host = headers.get("host", "")
-    return origin is not None and origin.split("://", 1)[-1] == host
 
 
 async def _close(socket: WebSocket, code: int, exc: TrackerError) -> None:

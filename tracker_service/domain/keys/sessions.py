@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,6 +41,11 @@ class BoardSession:
                 "a write made with the board's session cookie needs the session's token in the "
                 "X-CSRF-Token header (the board's pages send it); API clients send their key instead"
             )
+
+
+def from_own_origin(origin: str | None, host: str | None) -> bool:
+    """A browser request sent by the tracker's own pages: its Origin names the host it was sent to."""
+    return origin is not None and origin != "null" and urlsplit(origin).netloc == (host or "")
 
 
 def session_token_from(cookie_header: str | None) -> str | None:
