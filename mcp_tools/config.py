@@ -102,6 +102,22 @@ class Config:
     port: int = DEFAULT_PORT
     allowed_hosts: tuple[str, ...] = ()
     surface: Surface = Surface()
+    # OAuth (mcp_tools.oauth): this bridge's /mcp as clients reach it, and the tracker as browsers
+    # reach it (the authorization server); defaults: the bound address, and TASK_TRACKING_URL.
+    public_url: str | None = None
+    authorization_url: str | None = None
+
+    @property
+    def resource_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = self.host if self.host not in WILDCARD_HOSTS else (self.allowed_hosts or ("127.0.0.1",))[0]
+        host = f"[{host}]" if host.count(":") > 1 and not host.startswith("[") else host
+        return f"http://{host}:{self.port}/mcp"
+
+    @property
+    def authorization_server(self) -> str:
+        return self.authorization_url or self.base_url
 
     def __repr__(self) -> str:  # the key never reaches a log line or a traceback
         key = "***" if self.api_key else None
@@ -158,6 +174,8 @@ class Config:
                 "through DNS rebinding. Name the host names clients use, e.g. --allowed-host tracker.example.com "
                 "(repeatable) or TRACKER_MCP_ALLOWED_HOSTS=tracker.example.com,10.0.0.5"
             )
+        public_url = _http_url(flags.public_url or env.get("TRACKER_MCP_PUBLIC_URL"), "TRACKER_MCP_PUBLIC_URL")
+        authorization_url = _http_url(env.get("TRACKER_MCP_AUTHORIZATION_URL"), "TRACKER_MCP_AUTHORIZATION_URL")
         return cls(
             base_url=base_url,
             timeout=timeout,
@@ -166,6 +184,8 @@ class Config:
             port=port,
             allowed_hosts=allowed_hosts,
             surface=surface,
+            public_url=public_url,
+            authorization_url=authorization_url,
         )
 
 
@@ -188,6 +208,12 @@ def _parser() -> argparse.ArgumentParser:
         "--host 0.0.0.0 (TRACKER_MCP_ALLOWED_HOSTS, comma-separated)",
     )
     parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="streamable-http: the /mcp URL clients reach, the OAuth resource tokens are bound to "
+        "(TRACKER_MCP_PUBLIC_URL; default http://HOST:PORT/mcp)",
+    )
+    parser.add_argument(
         "--toolsets",
         metavar="LIST",
         help=f"comma-separated tool areas to offer: {','.join(TOOLSETS)} or all (default; TASK_TRACKING_TOOLSETS)",
@@ -199,6 +225,13 @@ def _parser() -> argparse.ArgumentParser:
         help="offer only the tools that change nothing (TASK_TRACKING_READ_ONLY=true)",
     )
     return parser
+
+
+def _http_url(raw: str | None, name: str) -> str | None:
+    value = (raw or "").strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https://, got {value!r}")
+    return value or None
 
 
 def _positive(raw: str) -> float:

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .client import TrackerClient, build_session
 from .config import WILDCARD_HOSTS, Config
 from .errors import Unauthorized
+from .oauth import ACCESS_PREFIX, ProtectedResource, TokenCheck
 from .revocation import KeyWatches, SdkSessions, WatchSessions, key_digest
 from .server import build_server
 
@@ -51,20 +52,30 @@ HEALTH_PATH = "/health"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: Tools run in anyio's worker threads (40 by default); a pool as large keeps their connections.
 POOL_SIZE = 40
-KEY_HINT = "Send your tracker API key as 'Authorization: Bearer <key>' (make one with `tracker keys create`)"
+KEY_HINT = (
+    "Send your tracker API key as 'Authorization: Bearer <key>' (make one with `tracker keys create`), "
+    "or connect with OAuth (the resource_metadata URL)"
+)
+WELL_KNOWN = "/.well-known/"
 
 
 class ForwardedKey:
-    """``TokenVerifier`` that accepts any non-empty bearer token: the tracker decides, per request.
+    """``TokenVerifier`` that accepts any non-empty API key: the tracker decides, per request; an
+    OAuth access token must also be bound to this bridge (``oauth.TokenCheck``).
 
-    ``client_id`` is the key's SHA-256, so the SDK's session binding compares keys without storing
-    or logging them.
+    ``client_id`` is the credential's SHA-256, so the SDK's session binding compares keys without
+    storing or logging them.
     """
+
+    def __init__(self, tokens: TokenCheck | None = None) -> None:
+        self.tokens = tokens
 
     async def verify_token(self, token: str) -> AccessToken | None:
         token = token.strip()
         if not token:
             return None
+        if self.tokens is not None and token.startswith(ACCESS_PREFIX):
+            return await self.tokens.verify(token, key_digest(token))
         return AccessToken(token=token, client_id=key_digest(token), scopes=[])
 
 
@@ -80,16 +91,23 @@ def request_key() -> str:
 
 
 class KeyRequired:
-    """ASGI middleware: 401 for any request without a bearer key, except the health check."""
+    """ASGI middleware: 401 for any request without a valid credential, except the health check and
+    the resource's OAuth metadata; the challenge names that metadata (RFC 9728 section 5.1)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, resource: ProtectedResource) -> None:
         self.app = app
+        self.resource = resource
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == HEALTH_PATH or isinstance(scope.get("user"), AuthenticatedUser):
+        if (
+            scope["type"] != "http"
+            or scope["path"] == HEALTH_PATH
+            or scope["path"].startswith(WELL_KNOWN)
+            or isinstance(scope.get("user"), AuthenticatedUser)
+        ):
             await self.app(scope, receive, send)
             return
-        challenge = f'Bearer error="invalid_token", error_description="{KEY_HINT}"'
+        challenge = self.resource.challenge(KEY_HINT)
         response = JSONResponse(
             {"error": "invalid_token", "error_description": KEY_HINT},
             status_code=401,
@@ -141,14 +159,17 @@ def build_app(
         transport_security=transport_security(config),
         session_idle_timeout=session_idle_timeout,
     )
+    resource = ProtectedResource(config.resource_url, config.authorization_server)
+    app.router.routes.extend(resource.routes())
     watches = KeyWatches(SdkSessions(server.session_manager), config.base_url, config.timeout)
     _run_beside_sessions(app, watches)
     # add_middleware puts each one outside the previous: authenticate, then expose, then require,
     # then note which key opened which session.
     app.add_middleware(WatchSessions, watches=watches, path=MCP_PATH, wait=config.timeout)
-    app.add_middleware(KeyRequired)
+    app.add_middleware(KeyRequired, resource=resource)
     app.add_middleware(AuthContextMiddleware)
-    app.add_middleware(AuthenticationMiddleware, backend=BearerAuthBackend(ForwardedKey()))
+    tokens = TokenCheck(resource, config.base_url, config.timeout)
+    app.add_middleware(AuthenticationMiddleware, backend=BearerAuthBackend(ForwardedKey(tokens)))
     return app
 
 

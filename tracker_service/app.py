@@ -25,6 +25,7 @@ from tracker_service.domain.ids.controller import IdController
 from tracker_service.domain.keys.controller import WhoAmIController
 from tracker_service.domain.keys.jwt_users import JwtUsers
 from tracker_service.domain.keys.service import PrincipalCache
+from tracker_service.domain.oauth.routes import oauth_handlers, oauth_provider
 from tracker_service.domain.projects.controller import ProjectController
 from tracker_service.domain.tasks.controller import TaskController
 from tracker_service.errors import DatabaseUnavailable
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     failed_auth = RateLimiter(settings.auth_failures_per_minute, "failed API key checks per minute from this address")
     # Users from an identity provider, when one is configured (domain.keys.jwt_users).
     jwt_users = JwtUsers(settings) if settings.jwt_issuer or settings.jwt_audience else None
+    # The authorization server for MCP clients that cannot send a key (domain.oauth).
+    oauth = oauth_provider(engine, settings)
     middleware = [
         RequestLog(metrics=settings.metrics),
         RequestContext(engine, settings, RateLimiter(settings.rate_limit_per_minute), hub, failed_auth, jwt_users),
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProjectController,
             ConversationController,
             *BOARD_HANDLERS,
+            *oauth_handlers(oauth),
             # Spec 000 clients call the same routes under /mcp/.
             Router("/mcp", route_handlers=[TaskController, HandoffController, LogController], include_in_schema=False),
             *extra_handlers,
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "failed_auth": failed_auth,
                 "stream_slots": StreamSlots(settings.streams_per_key),
                 "jwt_users": jwt_users,
+                "oauth_provider": oauth,
             }
         ),
         on_startup=[document_api, hub.start, sweeper.start],

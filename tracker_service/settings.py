@@ -61,6 +61,11 @@ class Settings:
     jwt_jwks_url: str | None = None
     jwt_role: str = "write"
     jwt_tenant_prefix: str = "user:"
+    # OAuth 2.1 for MCP clients (domain.oauth): the MCP servers' URLs tokens may be issued for, comma
+    # separated (any URL on this machine is always allowed), and how long tokens last.
+    oauth_resources: str | None = None
+    oauth_access_minutes: int = 60
+    oauth_refresh_days: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

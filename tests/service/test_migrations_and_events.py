@@ -17,6 +17,11 @@ from tracker_service.db.engine import alembic_config, migrate, normalize_url
 
 TABLES = {
     "api_keys",
+    "oauth_clients",
+    "oauth_requests",
+    "oauth_grants",
+    "oauth_codes",
+    "oauth_tokens",
     "board_sessions",
     "conversations",
     "conversation_messages",
@@ -60,7 +65,7 @@ def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         migrate(url)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0012"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0013"
         # 0006 starts its task totals from the tasks already there; TRUNCATE empties them.
         command.downgrade(alembic_config(url), "0005")
         with engine.begin() as conn:

@@ -314,3 +314,62 @@ conversation_messages = Table(
     _ts("created_at"),
     CheckConstraint("role IN ('user', 'assistant', 'tool', 'system')", name="conversation_messages_role"),
 )
+
+# OAuth 2.1 (migration 0013): clients, consent requests, grants and their codes and tokens.
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", Text, primary_key=True),
+    Column("metadata", JSONB, nullable=False),
+    _ts("created_at"),
+    Column("fetched_at", DateTime(timezone=True)),
+)
+
+oauth_requests = Table(
+    "oauth_requests",
+    metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("client_id", Text, ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("oauth_requests_expires", "expires_at"),
+)
+
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()),
+    Column("client_id", Text, ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", UUID(as_uuid=True), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("role", Text, nullable=False),
+    Column("resource", Text),
+    _ts("created_at"),
+    CheckConstraint("role IN ('read', 'write', 'admin')", name="oauth_grants_role"),
+    Index("oauth_grants_key", "key_id"),
+    Index("oauth_grants_client", "client_id"),
+)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", Text, primary_key=True),
+    Column("grant_id", UUID(as_uuid=True), ForeignKey("oauth_grants.id", ondelete="CASCADE"), nullable=False),
+    Column("code_challenge", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("redirect_uri_explicit", Boolean, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("oauth_codes_grant", "grant_id"),
+)
+
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("grant_id", UUID(as_uuid=True), ForeignKey("oauth_grants.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    CheckConstraint("kind IN ('access', 'refresh')", name="oauth_tokens_kind"),
+    Index("oauth_tokens_grant", "grant_id"),
+    Index("oauth_tokens_expires", "expires_at"),
+)

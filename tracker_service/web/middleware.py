@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tracker_service.domain.keys.jwt_users import JwtUsers, looks_like_jwt
 from tracker_service.domain.keys.service import Principal, PrincipalCache, authenticate
 from tracker_service.domain.keys.sessions import CSRF_HEADER, BoardSession, find_session, session_token_from
+from tracker_service.domain.oauth.tokens import looks_like_access_token, principal_of_token
 from tracker_service.errors import (
     Forbidden,
     InvalidRequest,
@@ -133,6 +134,16 @@ async def identify(
             )
         return session.principal, session
     key = credential.api_key or ""
+    if looks_like_access_token(key):
+        failed_auth.refuse_if_empty(address)
+        principal = await principal_of_token(conn, key)
+        if principal is None:
+            failed_auth.check(address)
+            raise Unauthorized(
+                "the OAuth access token is expired, revoked, or its key is; refresh it or connect again",
+                invalid_token=True,
+            )
+        return principal, None
     if jwt_users is not None and looks_like_jwt(key):
         failed_auth.refuse_if_empty(address)
         try:

@@ -23,6 +23,11 @@ class WhoAmI(OutModel):
     name: str
     role: str
     key_id: str
+    # For an OAuth access token: the client it was issued to, the resource (RFC 8707) it is bound to
+    # (the MCP bridge checks it is its own), and when it expires (epoch seconds).
+    oauth_client: str | None = None
+    resource: str | None = None
+    expires_at: int | None = None
 
 
 class WhoAmIController(Controller):
@@ -31,9 +36,18 @@ class WhoAmIController(Controller):
 
     @get("/")
     async def whoami(self, request: Request) -> WhoAmI:
-        """The tenant, name and role of the API key sent."""
+        """The tenant, name and role of the credential sent; an OAuth token also gives its client,
+        resource and expiry."""
         principal: Principal = request.scope["state"]["principal"]
-        return WhoAmI(tenant=principal.tenant, name=principal.name, role=principal.role, key_id=principal.key_id)
+        return WhoAmI(
+            tenant=principal.tenant,
+            name=principal.name,
+            role=principal.role,
+            key_id=principal.key_id,
+            oauth_client=principal.oauth_client,
+            resource=principal.oauth_resource,
+            expires_at=int(principal.expires_at) if principal.expires_at is not None else None,
+        )
 
     @get("/watch", opt={"own_connection": True})
     async def watch_key(self, request: Request) -> ServerSentEvent:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Text, bindparam, cast, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tracker_service.db.models import api_keys, board_sessions, events
+from tracker_service.db.models import api_keys, board_sessions, events, oauth_grants
 from tracker_service.domain.events.service import event_values
 from tracker_service.errors import Unauthorized
 
@@ -33,6 +34,10 @@ class Principal:
     session: str | None = None
     # A user from an identity provider (domain.keys.jwt_users): when its token expires (epoch s).
     expires_at: float | None = None
+    # An OAuth access token's grant, client and resource (domain.oauth): the token dies with the grant.
+    grant: str | None = None
+    oauth_client: str | None = None
+    oauth_resource: str | None = None
 
     def allows(self, needed: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(needed)
@@ -64,6 +69,12 @@ async def authenticate(conn: AsyncConnection, key: str, cache: PrincipalCache | 
 
 
 _STILL_ACTIVE = select(api_keys.c.id).where(api_keys.c.id == bindparam("key_id"), api_keys.c.revoked_at.is_(None))
+# An OAuth grant still stands: not revoked, its key not revoked.
+_GRANT_ACTIVE = (
+    select(oauth_grants.c.id)
+    .select_from(oauth_grants.join(api_keys, api_keys.c.id == oauth_grants.c.key_id))
+    .where(oauth_grants.c.id == bindparam("grant_id", type_=UUID(as_uuid=False)), api_keys.c.revoked_at.is_(None))
+)
 # A board session still stands: not signed out, not expired, its key not revoked.
 _SESSION_ACTIVE = (
     select(board_sessions.c.token_hash)
@@ -92,27 +103,38 @@ async def wait_while_valid(
     waits within the notification's delay, about a second at worst.
     """
     if principal.expires_at is not None:
-        # A token's user: nothing to look up, the token is valid until it expires.
+        # A token: valid until it expires; a user's JWT has nothing to look up, an OAuth token's
+        # grant and key are looked at like a key below.
         left = principal.expires_at - time.time()
         if left <= 0:
             raise KeyRevoked(f"the token of {principal.name!r} expired")
-        woke = await sub.wait(min(timeout, left))
-        sub.keys_changed = False
-        if principal.expires_at <= time.time():
-            raise KeyRevoked(f"the token of {principal.name!r} expired")
-        return woke
+        timeout = min(timeout, left)
     listening = hub.listening
-    woke = await sub.wait(timeout if listening else min(timeout, UNHEARD_RECHECK_SECONDS))
+    if principal.expires_at is not None and principal.grant is None:
+        woke = await sub.wait(timeout)
+        sub.keys_changed = False
+    else:
+        woke = await sub.wait(timeout if listening else min(timeout, UNHEARD_RECHECK_SECONDS))
+    if principal.expires_at is not None and principal.expires_at <= time.time():
+        raise KeyRevoked(f"the token of {principal.name!r} expired")
     # A session is also looked at when the wait ran out: it may have expired meanwhile.
     if sub.keys_changed or not listening or (principal.session is not None and not woke):
         sub.keys_changed = False
         async with engine.connect() as conn:
             if principal.session is not None:
                 active = (await conn.execute(_SESSION_ACTIVE, {"token_hash": principal.session})).first()
+            elif principal.grant is not None:
+                active = (await conn.execute(_GRANT_ACTIVE, {"grant_id": principal.grant})).first()
             else:
                 active = (await conn.execute(_STILL_ACTIVE, {"key_id": principal.key_id})).first()
         if active is None:
-            ended = "board session has ended" if principal.session is not None else "API key was revoked"
+            ended = (
+                "board session has ended"
+                if principal.session is not None
+                else "OAuth grant was revoked"
+                if principal.grant is not None
+                else "API key was revoked"
+            )
             raise KeyRevoked(f"the {ended} ({principal.name!r})")
     return woke
 
