@@ -66,6 +66,9 @@ class Settings:
     oauth_resources: str | None = None
     oauth_access_minutes: int = 60
     oauth_refresh_days: int = 30
+    # Accept clients identified by the URL of their metadata document (Claude Code's way); off for
+    # a tracker that cannot reach the clients' sites: they then register (RFC 7591).
+    oauth_client_documents: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

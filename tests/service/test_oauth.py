@@ -362,3 +362,15 @@ def test_client_id_metadata_document(
     elsewhere = f"/wrong-redirect-{uuid.uuid4().hex[:8]}.json"
     documents[elsewhere] = {"client_id": base + elsewhere, "redirect_uris": ["http://localhost:1/other"]}
     assert start(oauth_app, base + elsewhere, challenge).status_code == 400
+
+
+def test_client_documents_can_be_turned_off(
+    app_with: Callable[..., Any], document_server: tuple[str, dict[str, Any]]
+) -> None:
+    app = app_with(oauth_client_documents=False)
+    assert "client_id_metadata_document_supported" not in app.get("/.well-known/oauth-authorization-server").json()
+    base, documents = document_server
+    path = f"/off-{uuid.uuid4().hex[:8]}.json"
+    documents[path] = {"client_id": base + path, "redirect_uris": [REDIRECT]}
+    refused = start(app, base + path, pkce()[1])
+    assert refused.status_code == 400 and "not found" in refused.text, "registration is the way then"

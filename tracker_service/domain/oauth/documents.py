@@ -33,10 +33,13 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ClientDocuments:
-    def __init__(self, allow_loopback_http: bool) -> None:
+    def __init__(self, enabled: bool, allow_loopback_http: bool) -> None:
+        self.enabled = enabled
         self.allow_loopback_http = allow_loopback_http
 
     def names_document(self, client_id: str) -> bool:
+        if not self.enabled:
+            return False
         parts = urlsplit(client_id)
         if parts.scheme == "https":
             return bool(parts.hostname) and parts.path not in ("", "/")

@@ -46,7 +46,8 @@ def oauth_provider(engine: AsyncEngine, settings: Settings) -> TrackerAuthorizat
         refresh_lifetime=timedelta(days=settings.oauth_refresh_days),
         resources=tuple(r.strip() for r in (settings.oauth_resources or "").split(",") if r.strip()),
     )
-    return TrackerAuthorizationProvider(engine, policy, ClientDocuments(urlsplit(issuer).hostname in LOOPBACK))
+    documents = ClientDocuments(settings.oauth_client_documents, urlsplit(issuer).hostname in LOOPBACK)
+    return TrackerAuthorizationProvider(engine, policy, documents)
 
 
 def oauth_handlers(provider: TrackerAuthorizationProvider) -> list[Any]:
@@ -64,7 +65,7 @@ def oauth_handlers(provider: TrackerAuthorizationProvider) -> list[Any]:
     # client ID metadata documents (documents.py).
     metadata = build_metadata(issuer, None, registration, revocation)
     metadata.token_endpoint_auth_methods_supported = ["none", "client_secret_post", "client_secret_basic"]
-    metadata.client_id_metadata_document_supported = True
+    metadata.client_id_metadata_document_supported = provider.documents.enabled or None
     described = Route(METADATA_PATH, cors_middleware(MetadataHandler(metadata).handle, ["GET", "OPTIONS"]))
     mounted = [described if r.path == METADATA_PATH else r for r in routes if isinstance(r, Route)]
     return [_mounted(route) for route in mounted] + [ConsentController]
