@@ -70,6 +70,14 @@ def error_from_response(resp: requests.Response, subject: str | None = None) -> 
         return Unauthorized("Task Tracking API error: 401 - Unauthorized", status, code)
     if status == 404 and code == "TASK_NOT_FOUND" and subject:
         return NotFound(f"Task not found: {subject}", status, code)
+    if code == "AMBIGUOUS_KEY" and problem.get("candidates"):
+        # The tools name a task by key or UUID only: the UUID is how to pick one.
+        return ApiError(
+            f"Task Tracking API error: {status} - {subject or 'the key'} names tasks in several projects; "
+            f"pass the UUID of the one you mean as task_id{_extras(problem, resp)}",
+            status,
+            code,
+        )
     if code == "INVALID_TRANSITION":
         return InvalidTransition(f"Invalid status transition: {detail}", status, code)
     if code == "TIMEOUT" and problem.get("task_id"):

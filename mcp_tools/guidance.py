@@ -58,9 +58,23 @@ _PARTS: tuple[tuple[str, str, str | None], ...] = (
 )
 
 _PAGING = (
-    "Lists return summaries and a next_cursor for more. Errors say what to do next: "
-    "follow them instead of retrying the same call."
+    "Lists return summaries and a next_cursor: pass it as cursor for more. List filters take a,b "
+    "for either; times are ISO 8601; descriptions and content are markdown. Errors say what to do "
+    "next: follow them instead of retrying the same call."
 )
+#: Parameters whose meaning the instructions give once for every tool (checked by the tests).
+CONVENTIONS = {
+    "task_id": "a task is named by its key (TASK-012) or UUID",
+    "cursor": "pass it as cursor",
+    "status": "List filters take a,b",
+    "status_filter": "List filters take a,b",
+    "priority": "List filters take a,b",
+    "direction": "List filters take a,b",
+    "since": "times are ISO 8601",
+    "due_date": "times are ISO 8601",
+    "description": "descriptions and content are markdown",
+    "content": "descriptions and content are markdown",
+}
 
 
 def instructions(surface: Surface) -> str:

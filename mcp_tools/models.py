@@ -98,6 +98,18 @@ class Task(TaskSummary):
     conversation_id: Maybe = None
 
 
+# What a write of a task answers: where the task stands now, not every field again (get_task has them).
+class TaskState(TaskSummary):
+    task_id: str = Field(description="Same as key.")
+    lease_expires_at: Maybe = None
+    completed_at: Maybe = None
+    review_notes: Maybe = None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskState:
+        return cls.model_validate(task.model_dump())
+
+
 # A heartbeat's answer: just the lease, not the whole task again.
 class Lease(Out):
     task_id: str = Field(description="Task key.")
@@ -169,6 +181,17 @@ class HandoffSummary(HandoffBase):
 # What a write returns: the handoff without its content (the caller already has it).
 class HandoffReceipt(HandoffBase):
     public_url: str | None = Field(None, description="Serves the markdown without a key.")
+
+
+# A status move's answer: where the handoff stands now.
+class HandoffState(Out):
+    id: str
+    status: str
+    updated_at: Maybe = None
+
+    @classmethod
+    def of(cls, handoff: HandoffBase) -> HandoffState:
+        return cls.model_validate(handoff.model_dump())
 
 
 class Handoff(HandoffReceipt):

@@ -187,22 +187,25 @@ Priority = Literal["critical", "high", "medium", "low"]
 ProjectId = Annotated[str, Field(min_length=1)]
 #: A list filter named after the field it matches: its name says it all.
 Filter = str | None
-#: A filter the tracker matches exactly; a comma-separated list matches any of its values.
-AnyOf = Annotated[str | None, Field(description="a,b for either.")]
-TaskRef = Annotated[str, Field(min_length=1, description="Key or UUID.")]
-KeyProject = Annotated[str | None, Field(description="If the key is ambiguous.")]
+# Said once, in the server's instructions (guidance.CONVENTIONS), rather than on every parameter:
+#: a filter the tracker matches exactly; "a,b" matches either value.
+AnyOf = str | None
+#: a task's key (TASK-051) or UUID; a key two projects share is refused with both UUIDs.
+TaskRef = Annotated[str, Field(min_length=1)]
 Limit = Annotated[int, Field(ge=1, le=200)]
-Cursor = Annotated[str | None, Field(description="For the next page.")]
-Since = Annotated[str | None, Field(description="ISO 8601.")]
+#: a list's next_cursor, for its next page.
+Cursor = str | None
+#: ISO 8601.
+Since = str | None
 
 Title = Annotated[str | None, Field(max_length=500)]
-Description = Annotated[str | None, Field(description="Markdown.")]
+Description = str | None  # markdown (guidance.CONVENTIONS)
 Assignee = Annotated[str | None, Field(description="Agent or person.")]
 Tags = Annotated[list[str] | None, Field(description="Replaces the list.")]
 Notes = str | None
 Inputs = Any
 Outputs = Any
-DueDate = Annotated[str | None, Field(description="ISO 8601.")]
+DueDate = str | None  # ISO 8601
 DependsOn = Annotated[list[str] | None, Field(description="Tasks to complete first.")]
 Parent = Annotated[str | None, Field(description="Parent task, same project.")]
 HandoffRef = Annotated[str | None, Field(description="Related handoff UUID.")]

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from .. import paging
 from ..client import TrackerClient
-from ..models import Handoff, HandoffPage, HandoffReceipt
+from ..models import Handoff, HandoffPage, HandoffReceipt, HandoffState
 from .common import CREATE, READ, UPDATE, AnyOf, Catalogue, Cursor, Filter, Limit, ProjectId, Since
 
 TOOLSET = "handoffs"
@@ -25,7 +25,7 @@ def register(tools: Catalogue, client: TrackerClient) -> None:
     def create_handoff(
         project_id: ProjectId,
         task: Annotated[str, Field(min_length=1, max_length=200, description="Topic slug.")],
-        content: Annotated[str, Field(min_length=1, description="Markdown.")],
+        content: Annotated[str, Field(min_length=1)],
         direction: Annotated[Direction | None, Field(description="Or from_agent/to_agent.")] = None,
         from_agent: Annotated[str | None, Field(description="Sender, e.g. cc.")] = None,
         to_agent: Annotated[str | None, Field(description="Recipient, e.g. claude_ai.")] = None,
@@ -78,9 +78,9 @@ def register(tools: Catalogue, client: TrackerClient) -> None:
         return handoff.model_copy(update={"content": piece, "next_cursor": next_cursor})
 
     @tools.tool(TOOLSET, UPDATE)
-    def update_handoff_status(handoff_id: HandoffId, status: HandoffStatus) -> HandoffReceipt:
+    def update_handoff_status(handoff_id: HandoffId, status: HandoffStatus) -> HandoffState:
         """Move a handoff: pending, read, processed, archived."""
-        return client.set_handoff_status(handoff_id, status)
+        return HandoffState.of(client.set_handoff_status(handoff_id, status))
 
     @tools.resource(TOOLSET, "tracker://handoffs/{id}", mime_type="text/markdown", description="A handoff's markdown.")
     def handoff_resource(id: str) -> str:

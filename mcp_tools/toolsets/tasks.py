@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import paging
 from ..client import TrackerClient
-from ..models import AddedTasks, Deleted, Lease, NextTask, Task, TaskPage, compact_schema
+from ..models import AddedTasks, Deleted, Lease, NextTask, Task, TaskPage, TaskState, compact_schema
 from .common import (
     CREATE,
     OVERWRITE,
@@ -44,7 +44,6 @@ from .common import (
     Filter,
     HandoffRef,
     Inputs,
-    KeyProject,
     Limit,
     Notes,
     Outputs,
@@ -59,7 +58,7 @@ from .common import (
 )
 
 TOOLSET = "tasks"
-StatusFilter = Annotated[str, Field(description="a,b for either.")]
+StatusFilter = str  # "a,b" for either (guidance.CONVENTIONS)
 
 
 # One task to create (no docstring: it would be published as the schema's description).
@@ -117,23 +116,21 @@ def _register_work(tools: Catalogue, client: TrackerClient) -> None:
         status: Annotated[TaskStatus, Field(description="done = completed.")],
         completion_notes: Annotated[str | None, Field(description="What was done, or why it failed.")] = None,
         result: Any = None,
-        project_id: KeyProject = None,
         agent: Annotated[str | None, Field(description="You; refused if another agent holds it.")] = None,
         review_notes: Annotated[str | None, Field(description="A reviewer's verdict.")] = None,
-    ) -> Task:
+    ) -> TaskState:
         """Move a task's status. With requires_review, done goes in_review until another agent sets
         completed or in_progress, with review_notes."""
-        return client.set_status(task_id, status, completion_notes, result, project_id, agent, review_notes)
+        return TaskState.of(client.set_status(task_id, status, completion_notes, result, None, agent, review_notes))
 
     @tools.tool(TOOLSET, UPDATE)
     def heartbeat_task(
         task_id: TaskRef,
         agent: Annotated[str, Field(min_length=1, description="You, holding the task.")],
         lease_seconds: Annotated[int | None, Field(ge=10, le=86_400, description="Default ~900.")] = None,
-        project_id: KeyProject = None,
     ) -> Lease:
         """Extend your lease on a claimed task (a lapsed one requeues it); fails if you no longer hold it."""
-        return client.heartbeat(task_id, agent, lease_seconds, project_id)
+        return client.heartbeat(task_id, agent, lease_seconds, None)
 
 
 def _register_records(tools: Catalogue, client: TrackerClient) -> None:
@@ -172,14 +169,13 @@ def _register_records(tools: Catalogue, client: TrackerClient) -> None:
         return TaskPage(tasks=items, total=listing.total, next_cursor=next_cursor)
 
     @tools.tool(TOOLSET, READ)
-    def get_task(task_id: TaskRef, project_id: KeyProject = None) -> Task:
+    def get_task(task_id: TaskRef) -> Task:
         """One task with every field."""
-        return client.get_task(task_id, project_id)
+        return client.get_task(task_id, None)
 
     @tools.tool(TOOLSET, OVERWRITE)
     def update_task(
         task_id: TaskRef,
-        project_id: KeyProject = None,
         title: Title = None,
         description: Description = None,
         priority: Priority | None = None,
@@ -192,7 +188,7 @@ def _register_records(tools: Catalogue, client: TrackerClient) -> None:
         depends_on: DependsOn = None,
         related_handoff_id: HandoffRef = None,
         parent: Parent = None,
-    ) -> Task:
+    ) -> TaskState:
         """Set the given fields of a task (status: update_task_status)."""
         changes = {
             "title": title,
@@ -211,12 +207,12 @@ def _register_records(tools: Catalogue, client: TrackerClient) -> None:
         changes = {k: v for k, v in changes.items() if v is not None}
         if not changes:
             raise ToolError("Nothing to update: pass at least one field to change.")
-        return client.update_task(task_id, changes, project_id)
+        return TaskState.of(client.update_task(task_id, changes, None))
 
     @tools.tool(TOOLSET, OVERWRITE)
-    def delete_task(task_id: TaskRef, project_id: KeyProject = None) -> Deleted:
+    def delete_task(task_id: TaskRef) -> Deleted:
         """Delete a task for good; status cancelled keeps its history."""
-        client.delete_task(task_id, project_id)
+        client.delete_task(task_id, None)
         return Deleted(task_id=task_id)
 
     @tools.resource(TOOLSET, "tracker://tasks/{ref}", mime_type="application/json", description="A task, as JSON.")

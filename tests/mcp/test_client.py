@@ -278,7 +278,8 @@ def test_an_ambiguous_key_lists_the_candidates(http: responses.RequestsMock, cli
         client.get_task("TASK-1")
 
     assert str(failure.value) == (
-        f"Task Tracking API error: 409 - {detail} (candidates: u1 (project a), u2 (project b))"
+        "Task Tracking API error: 409 - TASK-1 names tasks in several projects; pass the UUID of the one you mean "
+        "as task_id (candidates: u1 (project a), u2 (project b))"
     )
 
 

@@ -58,7 +58,7 @@ def test_handoff_round_trip_and_resource(bridge: Bridge[None]) -> None:
         assert resource.contents[0].mime_type == "text/markdown"
 
         read = ok(await mcp.call_tool("update_handoff_status", {"handoff_id": handoff_id, "status": "read"}))
-        assert read["status"] == "read" and read["updated_at"] >= read["created_at"]
+        assert read["status"] == "read" and read["updated_at"] >= full["created_at"]
         back = await mcp.call_tool("update_handoff_status", {"handoff_id": handoff_id, "status": "pending"})
         assert error_text(back, "update_handoff_status").startswith("Invalid status transition: ")
 

@@ -161,11 +161,18 @@ def test_a_page_is_cut_to_fit_the_answer_budget(http: responses.RequestsMock, ca
     assert not call("list_tasks", cursor=cursor).is_error
 
 
-def test_get_task_can_name_the_project_of_a_key(http: responses.RequestsMock, call: ToolCall) -> None:
-    route = http.get(f"{URL}/tasks/TASK-051", json=task_json(), match=[matchers.query_param_matcher({"project": "p"})])
+def test_a_key_two_projects_share_is_picked_by_its_uuid(http: responses.RequestsMock, call: ToolCall) -> None:
+    candidates = [{"id": "u1", "project": "a"}, {"id": "u2", "project": "b"}]
+    http.get(f"{URL}/tasks/TASK-051", **problem(409, "AMBIGUOUS_KEY", "Ambiguous task key", "x", candidates=candidates))
+    route = http.get(f"{URL}/tasks/u2", json=task_json())
 
-    result = call("get_task", task_id="TASK-051", project_id="p")
+    refused = call("get_task", task_id="TASK-051")
+    result = call("get_task", task_id="u2")
 
+    assert error_text(refused, "get_task") == (
+        "Task Tracking API error: 409 - TASK-051 names tasks in several projects; pass the UUID of the one you "
+        "mean as task_id (candidates: u1 (project a), u2 (project b))"
+    )
     assert route.call_count == 1
     assert result.structured_content["key"] == "TASK-051"
     assert result.structured_content["inputs"] == {"prd": "PRD-006"}
@@ -182,7 +189,8 @@ def test_update_task_patches_only_the_given_fields(http: responses.RequestsMock,
 
     assert route.call_count == 1
     assert route.calls[0].request.headers["Idempotency-Key"]
-    assert result.structured_content["notes"] == "started"
+    # The answer says where the task stands, not every field again (get_task has them).
+    assert result.structured_content["tags"] == ["a", "b"] and "notes" not in result.structured_content
 
 
 def test_update_task_with_nothing_to_change_is_refused(http: responses.RequestsMock, call: ToolCall) -> None:
@@ -192,20 +200,19 @@ def test_update_task_with_nothing_to_change_is_refused(http: responses.RequestsM
     assert len(http.calls) == 0
 
 
-def test_update_task_status_sends_the_result_and_project(http: responses.RequestsMock, call: ToolCall) -> None:
+def test_update_task_status_sends_the_result(http: responses.RequestsMock, call: ToolCall) -> None:
     route = http.put(
         f"{URL}/tasks/TASK-051/status",
-        json={"updated_task": task_json(status="failed", result={"exit": 1})},
-        match=[
-            matchers.json_params_matcher({"status": "failed", "result": {"exit": 1}}),
-            matchers.query_param_matcher({"project": "p"}),
-        ],
+        json={"updated_task": task_json(status="failed", result={"exit": 1}, completed_at="2026-02-07T16:00:00Z")},
+        match=[matchers.json_params_matcher({"status": "failed", "result": {"exit": 1}})],
     )
 
-    result = call("update_task_status", task_id="TASK-051", status="failed", result={"exit": 1}, project_id="p")
+    result = call("update_task_status", task_id="TASK-051", status="failed", result={"exit": 1})
 
     assert route.call_count == 1
-    assert result.structured_content["result"] == {"exit": 1}
+    state = result.structured_content
+    assert state["status"] == "failed" and state["completed_at"] == "2026-02-07T16:00:00Z"
+    assert state["key"] == state["task_id"] == "TASK-051" and "result" not in state
 
 
 def test_update_task_status_reports_an_invalid_transition(http: responses.RequestsMock, call: ToolCall) -> None:
@@ -239,13 +246,10 @@ def test_heartbeat_returns_the_lease(http: responses.RequestsMock, call: ToolCal
     route = http.post(
         f"{URL}/tasks/TASK-051/heartbeat",
         json=held,
-        match=[
-            matchers.json_params_matcher({"agent": "cc", "lease_seconds": 3600}),
-            matchers.query_param_matcher({"project": "p"}),
-        ],
+        match=[matchers.json_params_matcher({"agent": "cc", "lease_seconds": 3600})],
     )
 
-    result = call("heartbeat_task", task_id="TASK-051", agent="cc", lease_seconds=3600, project_id="p")
+    result = call("heartbeat_task", task_id="TASK-051", agent="cc", lease_seconds=3600)
 
     assert route.call_count == 1
     assert route.calls[0].request.headers["Idempotency-Key"]
