@@ -30,14 +30,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from .client import TrackerClient
     from .server import build_server
-    from .updates import TrackerUpdates
+    from .updates import ResourceSubscriptions, TrackerUpdates
 
     client = TrackerClient(config)
     logging.getLogger("mcp_tools").info(
         "serving tools for %s (timeout %gs; toolsets %s)", config.base_url, config.timeout, config.surface
     )
     try:
-        build_server(client, config.surface, TrackerUpdates(config)).run("stdio")
+        updates = TrackerUpdates(config)
+        build_server(client, config.surface, updates, ResourceSubscriptions(lambda: updates)).run("stdio")
     finally:
         client.close()
 

@@ -9,6 +9,7 @@ from .gate import SurfaceGate
 from .guidance import instructions, register_prompts
 from .toolsets import activity, handoffs, ids, tasks
 from .toolsets.common import Catalogue
+from .updates import ResourceSubscriptions
 
 
 def catalogue(client: TrackerClient) -> Catalogue:
@@ -20,12 +21,16 @@ def catalogue(client: TrackerClient) -> Catalogue:
 
 
 def build_server(
-    client: TrackerClient, surface: Surface | None = None, updates: SubscriptionBus | None = None
+    client: TrackerClient,
+    surface: Surface | None = None,
+    updates: SubscriptionBus | None = None,
+    subscriptions: ResourceSubscriptions | None = None,
 ) -> MCPServer:
     """The server offering ``surface``; over HTTP a client's headers may narrow it (``gate``).
 
     ``updates`` feeds ``subscriptions/listen`` (resource updates, stdio: ``updates.TrackerUpdates``);
-    without it the server does not offer listening.
+    without it the server does not offer listening. ``subscriptions`` serves ``resources/subscribe``
+    (the older protocols' way; over stdio from the same bus, over HTTP from a bus per key).
     """
     surface = surface or Surface()
     tools = catalogue(client)
@@ -41,6 +46,8 @@ def build_server(
         if toolset in surface.toolsets:
             add(server)
     register_prompts(server, surface)
+    if subscriptions is not None:
+        subscriptions.register(server)
     return server
 
 

@@ -6,22 +6,30 @@ feeds itself from the tracker's own event stream (`GET /events`) while at least 
 listens, and stops following it when the last one ends. A task event names the task by UUID, so
 its key is looked up once (and remembered) to update `tracker://tasks/TASK-012` as well.
 
-Over stdio only: the process has one key, so one tenant. Over streamable HTTP each client sends its
-own key and URIs like `tracker://tasks/TASK-001` exist in every tenant; a shared bus would tell one
-tenant of another's changes, so the HTTP bridge does not serve `subscriptions/listen`.
+`subscriptions/listen` over stdio only: the process has one key, so one tenant. Over streamable
+HTTP each client sends its own key and URIs like `tracker://tasks/TASK-001` exist in every tenant;
+a shared bus would tell one tenant of another's changes, so the HTTP bridge does not serve
+`subscriptions/listen`. It does serve `resources/subscribe` (protocols up to 2025-11-25, what most
+clients speak), over stdio and HTTP alike, with a bus per key (``ResourceSubscriptions``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
+import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx2
-from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent
+from mcp import types
+from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated, ServerEvent, SubscriptionBus
+from mcp.shared.exceptions import MCPError
 
 from .client import USER_AGENT
 from .config import Config
@@ -29,6 +37,7 @@ from .config import Config
 log = logging.getLogger(__name__)
 READ_TIMEOUT = 45.0  # the tracker sends a keep-alive every 15 s
 KEYS_REMEMBERED = 10_000
+SUBSCRIBABLE = ("tracker://tasks/", "tracker://handoffs/")
 
 
 class TrackerUpdates(InMemorySubscriptionBus):
@@ -42,6 +51,10 @@ class TrackerUpdates(InMemorySubscriptionBus):
         self._listening = 0
         self._task: asyncio.Task[None] | None = None
         self._keys: dict[str, str] = {}
+
+    @property
+    def listening(self) -> bool:
+        return self._listening > 0
 
     def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
         unsubscribe = super().subscribe(listener)
@@ -127,3 +140,110 @@ class TrackerUpdates(InMemorySubscriptionBus):
             self._keys.clear()
         key = self._keys[task_id] = str(resp.json()["key"])
         return key
+
+
+class ResourceSubscriptions:
+    """``resources/subscribe`` and ``resources/unsubscribe``, as clients of protocols up to 2025-11-25
+    (Claude Code, Claude Desktop, Inspector) ask for resource updates, over the same buses.
+
+    ``bus_for`` gives the bus of the caller's key: the process's one bus over stdio; over streamable
+    HTTP one per key (``KeyBuses``), so a session hears only its own tenant's changes. A session's
+    subscriptions end with ``resources/unsubscribe`` of its last URI, or with the session itself
+    (its connection is held weakly: when the SDK lets go of it, the subscriber stops listening).
+
+    The SDK (mcp 2.3.0) routes these methods to the low-level server's handlers and derives the
+    ``resources.subscribe`` capability from their presence; ``MCPServer`` has no public way to add
+    one, hence ``_lowlevel_server``. A handler's ``ctx.session`` is a proxy made per request; the
+    session it stands for is its ``_connection`` (``mcp/server/session.py``), whose ``outbound`` is
+    the channel for notifications outside any request. tests/mcp/test_updates.py fails if either
+    changes.
+    """
+
+    def __init__(self, bus_for: Callable[[], SubscriptionBus]) -> None:
+        self._bus_for = bus_for
+        self._subscribers: dict[int, _Subscriber] = {}
+
+    def register(self, server: MCPServer) -> None:
+        lowlevel = server._lowlevel_server  # see the class docstring
+        lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self._subscribe)
+        lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe)
+
+    async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        uri = str(params.uri)
+        if not uri.startswith(SUBSCRIBABLE):
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"{uri} never changes here: subscribe to tracker://tasks/<key or UUID> or tracker://handoffs/<id>",
+            )
+        connection = ctx.session._connection  # see the class docstring
+        subscriber = self._subscribers.get(id(connection))
+        if subscriber is None:
+            subscriber = _Subscriber(connection, self._forget)
+            subscriber.stop = self._bus_for().subscribe(subscriber.heard)
+            self._subscribers[id(connection)] = subscriber
+        subscriber.uris.add(uri)
+        return types.EmptyResult()
+
+    async def _unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        subscriber = self._subscribers.get(id(ctx.session._connection))
+        if subscriber is not None:
+            subscriber.uris.discard(str(params.uri))
+            if not subscriber.uris:
+                subscriber.end()
+        return types.EmptyResult()
+
+    @property
+    def sessions(self) -> int:
+        return len(self._subscribers)
+
+    def _forget(self, subscriber: _Subscriber) -> None:
+        if self._subscribers.get(subscriber.ident) is subscriber:
+            del self._subscribers[subscriber.ident]
+
+
+class _Subscriber:
+    def __init__(self, connection: Any, forget: Callable[[_Subscriber], None]) -> None:
+        self.ident = id(connection)
+        self.uris: set[str] = set()
+        self.stop: Callable[[], None] = lambda: None
+        self._forget = forget
+        self._connection = weakref.ref(connection, lambda _: self.end())
+
+    def heard(self, event: ServerEvent) -> None:
+        if isinstance(event, ResourceUpdated) and event.uri in self.uris:
+            asyncio.get_running_loop().create_task(self._send(event.uri))
+
+    async def _send(self, uri: str) -> None:
+        connection = self._connection()
+        if connection is None:
+            self.end()
+            return
+        try:
+            await connection.outbound.notify("notifications/resources/updated", {"uri": uri})
+        except Exception as exc:  # noqa: BLE001 - a closed session fails in transport-specific ways
+            log.info("resource updates: a subscribed session is gone (%s); dropping it", type(exc).__name__)
+            self.end()
+
+    def end(self) -> None:
+        self.stop()
+        self._forget(self)
+
+
+class KeyBuses:
+    """Over streamable HTTP: one ``TrackerUpdates`` per key, made on its first subscription (it
+    follows the tracker's ``/events`` only while someone listens)."""
+
+    def __init__(self, config: Config, key: Callable[[], str]) -> None:
+        self._config = config
+        self._key = key
+        self._buses: dict[str, TrackerUpdates] = {}
+
+    def __call__(self) -> SubscriptionBus:
+        key = self._key()
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        bus = self._buses.get(digest)
+        if bus is None:
+            if len(self._buses) >= KEYS_REMEMBERED:
+                self._buses = {d: b for d, b in self._buses.items() if b.listening}
+            bus = self._buses[digest] = TrackerUpdates(replace(self._config, api_key=key))
+        return bus

@@ -225,7 +225,9 @@ CONFORMANCE=(
 #   elicitation-sep1330-enums: the bridge never asks the client's model or user anything.
 #   resources-read-text, resources-read-binary, resources-templates-read: fixture resources
 #       (test://...); tracker://tasks/{ref} is read in 3 (Inspector) instead.
-#   resources-subscribe, resources-unsubscribe: no subscriptions (the tracker's /events is the feed).
+#   resources-subscribe, resources-unsubscribe: they subscribe to the fixture test://watched-resource,
+#       which the bridge refuses (only tracker://tasks/... and tracker://handoffs/... ever change);
+#       subscriptions are tested in tests/mcp/test_updates.py (stdio and HTTP, per tenant).
 # The suite's auth scenarios (auth/*) are client scenarios: they test an OAuth client against the
 # suite's own mock authorization server, so none applies to a server; the bridge's OAuth is checked
 # in 4 with Claude Code, and in tests/mcp/test_oauth_flow.py with the SDK's OAuth client.

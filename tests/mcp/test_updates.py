@@ -4,17 +4,27 @@ fed by the tracker's event stream (a real tracker; the MCP client in memory)."""
 from __future__ import annotations
 
 import json
+import uuid
+import warnings
+from contextlib import AsyncExitStack
+from typing import Any
 
 import anyio
 import httpx
-from mcp import Client
+import httpx2
+import pytest
+from mcp import Client, types
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from mcp_tools.client import TrackerClient
 from mcp_tools.config import Config
 from mcp_tools.server import build_server
-from mcp_tools.updates import TrackerUpdates
+from mcp_tools.updates import ResourceSubscriptions, TrackerUpdates
 from tests.conftest import client_for
 from tests.helpers import ok
+
+from .test_http_integration import http_bridge
 
 
 def test_a_listener_hears_its_task_and_handoff_change_and_nothing_else(tracker_url, api_key, project):
@@ -63,3 +73,98 @@ def test_a_conversation_reads_as_a_resource(tracker_url, api_key):
 
     got = anyio.run(read)
     assert got["title"] == "chat" and [m["content"] for m in got["messages"]] == ["hello"]
+
+
+def _updated_uris(heard: list[str]) -> Any:
+    """A message handler that notes the URI of every notifications/resources/updated."""
+
+    async def handler(message: Any) -> None:
+        root = getattr(message, "root", message)
+        if isinstance(root, types.ResourceUpdatedNotification):
+            heard.append(str(root.params.uri))
+
+    return handler
+
+
+def test_resources_subscribe_of_the_older_protocols(tracker_url, api_key, project):
+    """Clients of protocols up to 2025-11-25 subscribe with resources/subscribe and hear the same."""
+    with client_for(tracker_url, api_key) as api:
+        task = ok(api.post("/tasks", json={"project": project, "title": "watched"}), 201)
+    config = Config(api_key=api_key, base_url=tracker_url)
+    uri = f"tracker://tasks/{task['key']}"
+
+    async def subscribe() -> tuple[list[str], bool]:
+        heard: list[str] = []
+        updates = TrackerUpdates(config)
+        server = build_server(
+            TrackerClient(config), updates=updates, subscriptions=ResourceSubscriptions(lambda: updates)
+        )
+        async with Client(server, mode="legacy", message_handler=_updated_uris(heard)) as mcp:
+            capable = bool(mcp.session.server_capabilities.resources.subscribe)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                with pytest.raises(MCPError, match="never changes here"):
+                    await mcp.subscribe_resource("test://watched-resource")
+                await mcp.subscribe_resource(uri)
+            await anyio.sleep(0.5)
+
+            def change() -> None:
+                with client_for(tracker_url, api_key) as api:
+                    ok(api.patch(f"/tasks/{task['id']}", json={"title": "changed"}))
+
+            await anyio.to_thread.run_sync(change)
+            with anyio.fail_after(10):
+                while not heard:
+                    await anyio.sleep(0.05)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                await mcp.unsubscribe_resource(uri)
+            await anyio.to_thread.run_sync(change)
+            await anyio.sleep(1)
+        return heard, capable
+
+    heard, capable = anyio.run(subscribe)
+    assert capable, "the server says it takes resources/subscribe"
+    assert heard == [uri], "one change while subscribed, none after unsubscribing"
+
+
+def test_over_http_each_session_hears_only_its_own_tenant(tracker_url, make_key, tmp_path, project):
+    """Two tenants through one HTTP bridge subscribe to the same URI; a change in one reaches only it."""
+    keys = {name: make_key("write", tenant_name=f"t-{uuid.uuid4().hex[:12]}") for name in ("a", "b")}
+    tasks = {}
+    for name, key in keys.items():
+        with client_for(tracker_url, key) as api:
+            tasks[name] = ok(api.post("/tasks", json={"project": project, "title": name, "task_id": "W-1"}), 201)
+    uri = "tracker://tasks/W-1"
+
+    async def both(url: str) -> dict[str, list[str]]:
+        heard: dict[str, list[str]] = {"a": [], "b": []}
+        async with AsyncExitStack() as stack:
+            for name, key in keys.items():
+                http = await stack.enter_async_context(httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}))
+                mcp = await stack.enter_async_context(
+                    Client(
+                        streamable_http_client(f"{url}/mcp", http_client=http),
+                        mode="legacy",
+                        message_handler=_updated_uris(heard[name]),
+                    )
+                )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await mcp.subscribe_resource(uri)
+            await anyio.sleep(0.5)
+
+            def change() -> None:
+                with client_for(tracker_url, keys["a"]) as api:
+                    ok(api.patch(f"/tasks/{tasks['a']['id']}", json={"title": "a changed"}))
+
+            await anyio.to_thread.run_sync(change)
+            with anyio.fail_after(10):
+                while not heard["a"]:
+                    await anyio.sleep(0.05)
+            await anyio.sleep(1)
+        return heard
+
+    with http_bridge(tracker_url, tmp_path) as url:
+        heard = anyio.run(both, url)
+    assert heard == {"a": [uri], "b": []}
