@@ -7,7 +7,7 @@ ignored, so a newer tracker never breaks an older bridge. Timestamps stay ISO 86
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -55,6 +55,11 @@ class Out(BaseModel):
         data: dict[str, Any] = handler(self)
         optional = _optional_fields(type(self))
         return {key: value for key, value in data.items() if value is not None or key not in optional}
+
+    @classmethod
+    def of(cls, record: BaseModel) -> Self:
+        """The fields of this shape from a fuller record (a write's answer from the whole task)."""
+        return cls.model_validate(record.model_dump())
 
 
 class Dependency(Out):
@@ -104,10 +109,6 @@ class TaskState(TaskSummary):
     lease_expires_at: Maybe = None
     completed_at: Maybe = None
     review_notes: Maybe = None
-
-    @classmethod
-    def of(cls, task: Task) -> TaskState:
-        return cls.model_validate(task.model_dump())
 
 
 # A heartbeat's answer: just the lease, not the whole task again.
@@ -188,10 +189,6 @@ class HandoffState(Out):
     id: str
     status: str
     updated_at: Maybe = None
-
-    @classmethod
-    def of(cls, handoff: HandoffBase) -> HandoffState:
-        return cls.model_validate(handoff.model_dump())
 
 
 class Handoff(HandoffReceipt):

@@ -16,7 +16,6 @@ clients speak), over stdio and HTTP alike, with a bus per key (``ResourceSubscri
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import random
@@ -33,6 +32,7 @@ from mcp.shared.exceptions import MCPError
 
 from .client import USER_AGENT
 from .config import Config
+from .revocation import key_digest
 
 log = logging.getLogger(__name__)
 READ_TIMEOUT = 45.0  # the tracker sends a keep-alive every 15 s
@@ -240,7 +240,7 @@ class KeyBuses:
 
     def __call__(self) -> SubscriptionBus:
         key = self._key()
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = key_digest(key)
         bus = self._buses.get(digest)
         if bus is None:
             if len(self._buses) >= KEYS_REMEMBERED:

@@ -368,7 +368,7 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """A sign-in form posted from this tracker's own page (or by a client that sends no Origin)."""
     origin = request.headers.get("origin")
     return origin is None or from_own_origin(origin, request.headers.get("host"))
@@ -389,7 +389,7 @@ class SignInController(Controller):
     async def sign_in(self, request: Request) -> Response[Any]:
         app_state = request.app.state
         address = (request.client.host if request.client else "unknown") or "unknown"
-        if not _same_origin(request):
+        if not same_origin(request):
             return render(
                 request, "signin.html", status_code=403, title="Sign in", error="sign in from the board's own page"
             )

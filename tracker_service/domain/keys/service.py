@@ -103,20 +103,20 @@ async def wait_while_valid(
     waits within the notification's delay, about a second at worst.
     """
     if principal.expires_at is not None:
-        # A token: valid until it expires; a user's JWT has nothing to look up, an OAuth token's
-        # grant and key are looked at like a key below.
+        # A token: valid until it expires. An OAuth token's grant and key are also looked at below.
         left = principal.expires_at - time.time()
         if left <= 0:
             raise KeyRevoked(f"the token of {principal.name!r} expired")
         timeout = min(timeout, left)
     listening = hub.listening
-    if principal.expires_at is not None and principal.grant is None:
-        woke = await sub.wait(timeout)
-        sub.keys_changed = False
-    else:
-        woke = await sub.wait(timeout if listening else min(timeout, UNHEARD_RECHECK_SECONDS))
+    jwt_user = principal.expires_at is not None and principal.grant is None
+    woke = await sub.wait(timeout if listening or jwt_user else min(timeout, UNHEARD_RECHECK_SECONDS))
     if principal.expires_at is not None and principal.expires_at <= time.time():
         raise KeyRevoked(f"the token of {principal.name!r} expired")
+    if jwt_user:
+        # A user's JWT has nothing to look up: no key row stands behind it.
+        sub.keys_changed = False
+        return woke
     # A session is also looked at when the wait ran out: it may have expired meanwhile.
     if sub.keys_changed or not listening or (principal.session is not None and not woke):
         sub.keys_changed = False

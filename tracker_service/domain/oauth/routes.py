@@ -26,9 +26,9 @@ from pydantic import AnyHttpUrl, ConfigDict, TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Route
 
-from tracker_service.board.routes import BOARD_HEADERS, CSP, render
+from tracker_service.board.routes import BOARD_HEADERS, CSP, render, same_origin
 from tracker_service.domain.keys.service import ROLES, Principal, authenticate
-from tracker_service.domain.keys.sessions import find_session, from_own_origin, session_token_from
+from tracker_service.domain.keys.sessions import find_session, session_token_from
 from tracker_service.domain.oauth.documents import LOOPBACK, ClientDocuments
 from tracker_service.domain.oauth.store import CONSENT_PATH, ConsentRequest, OAuthPolicy, TrackerAuthorizationProvider
 from tracker_service.errors import RateLimited
@@ -107,7 +107,7 @@ class ConsentController(Controller):
             pending = await provider.consent_request(conn, request_id)
             if pending is None:
                 return _page(request, None, 400, error=ENDED)
-            if not _same_origin(request):
+            if not same_origin(request):
                 return _page(request, pending, 403, request_id=request_id, error="approve from this tracker's own page")
             params = pending.params
             if form.get("decision") != "approve":
@@ -161,11 +161,6 @@ async def _signer(conn: Any, request: Request, form: Any, session: Any) -> Princ
         return None
     session.check_csrf(str(form.get("csrf_token") or ""))
     return session.principal
-
-
-def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    return origin is None or from_own_origin(origin, request.headers.get("host"))
 
 
 def _page(

@@ -33,13 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tracker_service.db.models import oauth_clients, oauth_codes, oauth_grants, oauth_requests, oauth_tokens
 from tracker_service.domain.keys.service import Principal, hash_key
-from tracker_service.domain.oauth.documents import ClientDocuments
+from tracker_service.domain.oauth.documents import LOOPBACK, ClientDocuments
 from tracker_service.domain.oauth.tokens import ACCESS_PREFIX, REFRESH_PREFIX, TOKEN_ROW, principal_of_token
 
 CODE_SECONDS = 300
 REQUEST_SECONDS = 600
 CONSENT_PATH = "/oauth/consent"
-LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
 @dataclass(frozen=True)
