@@ -10,6 +10,8 @@ A route whose whole write is one SQL statement says so (`opt=AUTOCOMMIT`, web.pa
 without an Idempotency-Key its request runs in autocommit: the statement commits by itself
 before the response is built, with no BEGIN/COMMIT round trips and row locks held only for
 the statement (tests/service/test_single_statement.py keeps those routes at one statement).
+A route whose statement also records the Idempotency-Key (`opt=AUTOCOMMIT_WITH_KEY_RECORD`: the
+claim) runs in autocommit with a key too; the key goes to it as `keyed_request`.
 """
 
 from __future__ import annotations
@@ -37,11 +39,18 @@ from tracker_service.errors import (
     TrackerError,
     Unauthorized,
 )
-from tracker_service.idempotency import CapturedResponse, claim_idempotency_key, request_hash, store_response
+from tracker_service.idempotency import (
+    CapturedResponse,
+    KeyedRequest,
+    check_key,
+    claim_idempotency_key,
+    request_hash,
+    store_response,
+)
 from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
 from tracker_service.web.body import parse_json_body
-from tracker_service.web.params import AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY
+from tracker_service.web.params import AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, KEY_RECORDED_IN_STATEMENT
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENT_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -203,12 +212,16 @@ class RequestContext(ASGIMiddleware):
             await next_app(scope, _replaying_receive(body) if writes else receive, send)
             return
         idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
+        state = scope.setdefault("state", {})
+        if idem_key is not None and opt.get(KEY_RECORDED_IN_STATEMENT, False):
+            check_key(idem_key)
+            state["keyed_request"] = KeyedRequest(idem_key, request_hash(scope, body))
+            idem_key = None  # the route's statement records it
         async with self.engine.connect() as conn:
             autocommit = writes and idem_key is None and opt.get(AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, False)
             if autocommit:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             principal = await self._authorize(conn, credential, needed, scope, headers)
-            state = scope.setdefault("state", {})
             state["conn"] = conn
             state["principal"] = principal
             state["autocommit"] = autocommit
