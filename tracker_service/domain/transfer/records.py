@@ -1,0 +1,209 @@
+"""The record format of `tracker export`, `tracker import` and backups: one row, one JSON object.
+
+A record is `{"kind": KIND, column: value, ...}` with the row's columns in table order. Values are
+JSON as they are: UUIDs as strings, times as ISO 8601 in UTC with microseconds
+(`2026-12-07T14:24:35.123456Z`), arrays as lists, JSONB values as they are. Columns the database
+keeps itself are left out (a task's priority_rank and open_children, an event's id and txid), so a
+record can be written to another database and read back unchanged.
+
+API: `record_of(kind, row)` and `row_of(record)` convert one way and back; `dumps`/`loads` give the
+line; `KINDS` lists the kinds in the order they can be written (what a row refers to comes first).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, SmallInteger, Table, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
+
+from tracker_service.db import models
+from tracker_service.domain.common import StoredJson
+from tracker_service.errors import InvalidRequest
+
+# Kind -> table, in write order: settings and the ID registry, then conversations and handoffs
+# (which tasks refer to), tasks, their dependencies, and the activity log last.
+TABLES: dict[str, Table] = {
+    "project_settings": models.project_settings,
+    "id_counter": models.id_counters,
+    "id_free": models.id_free,
+    "id_reservation": models.id_reservations,
+    "conversation": models.conversations,
+    "conversation_message": models.conversation_messages,
+    "handoff": models.handoffs,
+    "task": models.tasks,
+    "task_dependency": models.task_dependencies,
+    "event": models.events,
+}
+KINDS: tuple[str, ...] = tuple(TABLES)
+
+# Kept by the database (triggers, generated columns, sequences): never exported, never written.
+_DERIVED: dict[str, frozenset[str]] = {
+    "task": frozenset({"priority_rank", "open_children"}),
+    "event": frozenset({"id", "txid"}),
+}
+
+# The one rule for stored JSON (32 levels, 512 KiB, finite numbers), as the API applies it.
+_STORED_JSON: TypeAdapter[Any] = TypeAdapter(StoredJson)
+
+
+class RecordError(InvalidRequest):
+    """A record that cannot be a row; `field` names the culprit (None for the whole record)."""
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail, field=field)
+        self.field = field
+
+
+def columns(kind: str) -> list[Column[Any]]:
+    """The columns a record of `kind` carries, in table order."""
+    skip = _DERIVED.get(kind, frozenset())
+    return [c for c in TABLES[kind].columns if c.name not in skip]
+
+
+def record_of(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """One row (a mapping of column name to value, as read by SQLAlchemy) as a record."""
+    out: dict[str, Any] = {"kind": kind}
+    for column in columns(kind):
+        out[column.name] = _to_json(row[column.name])
+    return out
+
+
+def row_of(record: Mapping[str, Any]) -> tuple[Table, dict[str, Any]]:
+    """The table and column values of a record, checked: raises RecordError naming the field."""
+    kind = record.get("kind")
+    if not isinstance(kind, str) or kind not in TABLES:
+        raise RecordError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", "kind")
+    cols = {c.name: c for c in columns(kind)}
+    unknown = sorted(set(record) - set(cols) - {"kind"})
+    if unknown:
+        raise RecordError(f"{kind} has no field {unknown[0]!r}", unknown[0])
+    values: dict[str, Any] = {}
+    for name, column in cols.items():
+        if name not in record:
+            # A column the database fills (ids, created_at) may be left out; any other may not.
+            if column.nullable or column.server_default is not None:
+                continue
+            raise RecordError(f"{kind} needs {name!r}", name)
+        values[name] = _from_json(kind, column, record[name])
+    return TABLES[kind], values
+
+
+def dumps(record: Mapping[str, Any]) -> str:
+    """The record as one line of JSON (no newline), the same bytes for the same record."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def loads(line: str) -> dict[str, Any]:
+    """One line back to a record (not yet checked: row_of does that)."""
+    try:
+        value = json.loads(line, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise RecordError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RecordError("a record must be a JSON object")
+    return value
+
+
+def format_time(value: datetime) -> str:
+    """A time as records write it: UTC, microseconds, Z."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def _from_json(kind: str, column: Column[Any], value: Any) -> Any:
+    name = column.name
+    if value is None:
+        if not column.nullable:
+            raise RecordError(f"{kind}.{name} must not be null", name)
+        return None
+    try:
+        return _convert(column.type, value)
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"{kind}.{name} {exc}", name) from None
+
+
+def _convert(type_: Any, value: Any) -> Any:
+    if isinstance(type_, ARRAY):
+        if not isinstance(value, list):
+            raise TypeError("must be a list")
+        return [_convert(type_.item_type, v) for v in value]
+    for sql_type, convert in _CONVERTERS:
+        if isinstance(type_, sql_type):
+            return convert(type_, value)
+    raise TypeError(f"has a type records do not carry ({type_})")
+
+
+def _json(type_: Any, value: Any) -> Any:
+    try:
+        return _STORED_JSON.validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+def _uuid(type_: Any, value: Any) -> UUID:
+    if not isinstance(value, str):
+        raise TypeError("must be a UUID string")
+    return UUID(value)
+
+
+def _time(type_: Any, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("must be an ISO 8601 time string")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("must carry a time zone (Z for UTC)")
+    return parsed
+
+
+def _bool(type_: Any, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("must be true or false")
+    return value
+
+
+def _int(type_: Any, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("must be an integer")
+    bits = 64 if isinstance(type_, BigInteger) else 16 if isinstance(type_, SmallInteger) else 32
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise ValueError(f"is out of range (a {bits}-bit integer)")
+    return value
+
+
+def _str(type_: Any, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("must be a string")
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Integer covers BigInteger and SmallInteger (subclasses).
+_CONVERTERS: tuple[tuple[type, Callable[[Any, Any], Any]], ...] = (
+    (JSONB, _json),
+    (PgUUID, _uuid),
+    (DateTime, _time),
+    (Boolean, _bool),
+    (Integer, _int),
+    (Text, _str),
+)
