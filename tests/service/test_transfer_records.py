@@ -76,6 +76,7 @@ def test_kinds_come_in_write_order():
         ({"requires_review": 1}, "requires_review", "true or false"),
         ({"tags": "a"}, "tags", "must be a list"),
         ({"title": "a\x00b"}, "title", "NUL"),
+        ({"inputs": {"k": ["\ud800"]}}, "inputs", "k.0 contains a lone UTF-16 surrogate"),
         ({"inputs": float("inf")}, "inputs", "finite"),
     ],
 )

@@ -19,12 +19,12 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, SmallInteger, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, RowMapping, SmallInteger, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 
 from tracker_service.db import models
-from tracker_service.domain.common import StoredJson
+from tracker_service.domain.common import StoredJson, unstorable_text
 from tracker_service.errors import InvalidRequest
 
 # Kind -> table, in write order: settings and the ID registry, then conversations and handoffs
@@ -67,7 +67,7 @@ def columns(kind: str) -> list[Column[Any]]:
     return [c for c in TABLES[kind].columns if c.name not in skip]
 
 
-def record_of(kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
+def record_of(kind: str, row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     """One row (a mapping of column name to value, as read by SQLAlchemy) as a record."""
     out: dict[str, Any] = {"kind": kind}
     for column in columns(kind):
@@ -97,7 +97,13 @@ def row_of(record: Mapping[str, Any]) -> tuple[Table, dict[str, Any]]:
 
 def dumps(record: Mapping[str, Any]) -> str:
     """The record as one line of JSON (no newline), the same bytes for the same record."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # Characters that str.splitlines and some editors take for line breaks, escaped (they can only
+    # be inside strings), so a line of the file is a record however it is split.
+    return line.translate(_LINE_BREAKS)
+
+
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"}
 
 
 def loads(line: str) -> dict[str, Any]:
@@ -155,9 +161,18 @@ def _convert(type_: Any, value: Any) -> Any:
 
 def _json(type_: Any, value: Any) -> Any:
     try:
-        return _STORED_JSON.validate_python(value)
+        value = _STORED_JSON.validate_python(value)
     except ValidationError as exc:
         raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    _storable(value)
+    return value
+
+
+def _storable(value: Any) -> None:
+    found = unstorable_text(value, "")
+    if found is not None:
+        path, problem = found
+        raise ValueError(f"{path} {problem}" if path else problem)
 
 
 def _uuid(type_: Any, value: Any) -> UUID:
@@ -193,8 +208,7 @@ def _int(type_: Any, value: Any) -> int:
 def _str(type_: Any, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("must be a string")
-    if "\x00" in value:  # PostgreSQL text cannot hold it
-        raise ValueError("must not contain NUL characters")
+    _storable(value)
     return value
 
 
