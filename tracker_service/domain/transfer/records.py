@@ -12,8 +12,10 @@ line; `KINDS` lists the kinds in the order they can be written (what a row refer
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -70,8 +72,9 @@ def columns(kind: str) -> list[Column[Any]]:
 def record_of(kind: str, row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     """One row (a mapping of column name to value, as read by SQLAlchemy) as a record."""
     out: dict[str, Any] = {"kind": kind}
-    for column in columns(kind):
-        out[column.name] = _to_json(row[column.name])
+    for f in _fields(kind):
+        value = row[f.name]
+        out[f.name] = value if value is None else f.encode(value)
     return out
 
 
@@ -80,19 +83,79 @@ def row_of(record: Mapping[str, Any]) -> tuple[Table, dict[str, Any]]:
     kind = record.get("kind")
     if not isinstance(kind, str) or kind not in TABLES:
         raise RecordError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", "kind")
-    cols = {c.name: c for c in columns(kind)}
-    unknown = sorted(set(record) - set(cols) - {"kind"})
-    if unknown:
+    fields = _fields(kind)
+    if len(record) - 1 > len(fields) or any(name not in _names(kind) for name in record):
+        unknown = sorted(set(record) - _names(kind))
         raise RecordError(f"{kind} has no field {unknown[0]!r}", unknown[0])
     values: dict[str, Any] = {}
-    for name, column in cols.items():
-        if name not in record:
+    for f in fields:
+        if f.name not in record:
             # A column the database fills (ids, created_at) may be left out; any other may not.
-            if column.nullable or column.server_default is not None:
+            if f.optional:
                 continue
-            raise RecordError(f"{kind} needs {name!r}", name)
-        values[name] = _from_json(kind, column, record[name])
+            raise RecordError(f"{kind} needs {f.name!r}", f.name)
+        values[f.name] = _from_json(kind, f, record[f.name])
     return TABLES[kind], values
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    nullable: bool
+    optional: bool  # may be left out: nullable or filled by the database
+    encode: Callable[[Any], Any]  # a value read from the database (not None) -> JSON
+    decode: Callable[[Any], Any]  # a JSON value (not None) -> the database's, or TypeError/ValueError
+
+
+@functools.cache
+def _fields(kind: str) -> tuple[_Field, ...]:
+    # Worked out once per kind: an export or import converts hundreds of thousands of rows.
+    return tuple(
+        _Field(
+            c.name,
+            bool(c.nullable),
+            bool(c.nullable or c.server_default is not None),
+            _encoder(c.type),
+            _decoder(c.type),
+        )
+        for c in columns(kind)
+    )
+
+
+@functools.cache
+def _names(kind: str) -> frozenset[str]:
+    return frozenset(f.name for f in _fields(kind)) | {"kind"}
+
+
+def _encoder(type_: Any) -> Callable[[Any], Any]:
+    if isinstance(type_, ARRAY):
+        item = _encoder(type_.item_type)
+        return lambda values: [v if v is None else item(v) for v in values]
+    if isinstance(type_, PgUUID):
+        return str
+    if isinstance(type_, DateTime):
+        return format_time
+    return _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _decoder(type_: Any) -> Callable[[Any], Any]:
+    if isinstance(type_, ARRAY):
+        item = _decoder(type_.item_type)
+
+        def decode_list(value: Any) -> list[Any]:
+            if not isinstance(value, list):
+                raise TypeError("must be a list")
+            return [item(v) for v in value]
+
+        return decode_list
+    for sql_type, convert in _CONVERTERS:
+        if isinstance(type_, sql_type):
+            return functools.partial(convert, type_)
+    raise TypeError(f"records do not carry columns of type {type_}")
 
 
 def dumps(record: Mapping[str, Any]) -> str:
@@ -126,37 +189,15 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _to_json(value: Any) -> Any:
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return format_time(value)
-    if isinstance(value, list):
-        return [_to_json(v) for v in value]
-    return value
-
-
-def _from_json(kind: str, column: Column[Any], value: Any) -> Any:
-    name = column.name
+def _from_json(kind: str, f: _Field, value: Any) -> Any:
     if value is None:
-        if not column.nullable:
-            raise RecordError(f"{kind}.{name} must not be null", name)
+        if not f.nullable:
+            raise RecordError(f"{kind}.{f.name} must not be null", f.name)
         return None
     try:
-        return _convert(column.type, value)
+        return f.decode(value)
     except (TypeError, ValueError) as exc:
-        raise RecordError(f"{kind}.{name} {exc}", name) from None
-
-
-def _convert(type_: Any, value: Any) -> Any:
-    if isinstance(type_, ARRAY):
-        if not isinstance(value, list):
-            raise TypeError("must be a list")
-        return [_convert(type_.item_type, v) for v in value]
-    for sql_type, convert in _CONVERTERS:
-        if isinstance(type_, sql_type):
-            return convert(type_, value)
-    raise TypeError(f"has a type records do not carry ({type_})")
+        raise RecordError(f"{kind}.{f.name} {exc}", f.name) from None
 
 
 def _json(type_: Any, value: Any) -> Any:
@@ -208,7 +249,8 @@ def _int(type_: Any, value: Any) -> int:
 def _str(type_: Any, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("must be a string")
-    _storable(value)
+    if "\x00" in value or not value.isascii():  # only then can it be unstorable
+        _storable(value)
     return value
 
 
