@@ -30,6 +30,7 @@ from tracker_service.domain.keys.service import PrincipalCache
 from tracker_service.domain.oauth.routes import oauth_handlers, oauth_provider
 from tracker_service.domain.projects.controller import ProjectController
 from tracker_service.domain.tasks.controller import TaskController
+from tracker_service.domain.transfer.controller import ImportController
 from tracker_service.errors import DatabaseUnavailable
 from tracker_service.logs import RequestLog
 from tracker_service.notify import EventHub
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             WhoAmIController,
             ProjectController,
             ConversationController,
+            ImportController,
             *BOARD_HANDLERS,
             *oauth_handlers(oauth),
             # Spec 000 clients call the same routes under /mcp/.
