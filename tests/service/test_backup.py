@@ -30,6 +30,7 @@ from tracker_service.backup import objects
 from tracker_service.backup.store import BackupStore
 from tracker_service.db.engine import migrate, normalize_url
 from tracker_service.domain.keys.service import create_key
+from tracker_service.domain.transfer.records import format_time
 
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -225,7 +226,9 @@ def test_every_kind_of_change_reaches_the_store(
     done = read_json(store, task_path)
     assert done["status"] == "completed" and done["completion_notes"] == "done" and done["title"] == "Fix login"
     assert done["id"] == task["id"] and done["assigned_to"] == "claude-1" and done["tenant"] == tenant
-    assert read_json(store, objects.task_path(tenant, project, dep["key"]))["depends_on"] == [task["key"]]
+    dep_doc = read_json(store, objects.task_path(tenant, project, dep["key"]))
+    assert dep_doc["depends_on"] == [task["key"]] and dep_doc["depends_on_ids"] == [task["id"]]
+    assert done["kind"] == "task" and done["created_at"].endswith("Z")  # a record of `tracker export`
     assert read_json(store, objects.task_path(tenant, project, gone["key"])) is None
     md = store.get(objects.handoff_path(tenant, project, handoff["id"])).decode()
     assert md.startswith("---\n") and md.endswith("# Report\n\nAll green."), md
@@ -234,11 +237,13 @@ def test_every_kind_of_change_reaches_the_store(
     assert front["task"] == "report" and front["response_to"] is None and front["created_at"]
     ids = read_json(store, objects.ids_path(tenant, project))
     assert [(c["type"], c["last_value"]) for c in ids["counters"]] == [("US", 4)]
-    assert ids["counters"][0]["free"] == [2, 3, 4]
+    assert [(f["type"], f["value"]) for f in ids["free"]] == [("US", 2), ("US", 3), ("US", 4)]
     assert [r["status"] for r in ids["reservations"]] == ["released"]
     assert read_json(store, objects.settings_path(tenant, project))["reviewers"] == ["rita"]
     lines = journal(store, tenant)
-    assert [e["id"] for e in lines] == sorted(e["id"] for e in lines)  # one pass at a time, in order
+    ids_in_log = [int(e["position"].split(".")[1]) for e in lines]
+    assert ids_in_log == sorted(ids_in_log)  # passes one at a time, in order
+    assert all(e["kind"] == "event" and e["tenant"] == tenant for e in lines)
     assert {e["type"] for e in lines} >= {"task.created", "task.deleted", "handoff.status", "id.released"}
 
     health = ok(api.get("/health"))
@@ -303,7 +308,7 @@ def store_diff(store: BackupStore, db: Engine, tenant: str) -> str:
         return f"missing {sorted(set(expected) - paths)[:3]}, extra {sorted(paths - set(expected))[:3]}"
     for path, row in expected.items():
         doc = read_json(store, path)
-        if doc is None or (doc["status"], doc["updated_at"]) != (row.status, row.updated_at.isoformat()):
+        if doc is None or (doc["status"], doc["updated_at"]) != (row.status, format_time(row.updated_at)):
             return f"{path}: {doc and (doc['status'], doc['updated_at'])} != {(row.status, row.updated_at)}"
     return ""
 

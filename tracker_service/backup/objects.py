@@ -7,36 +7,25 @@ Layout, under the store's root:
   <tenant>/<project>/settings.json           the project's settings (review)
   <tenant>/journal/<txid>-<id>.jsonl         the events of one sync pass, one JSON line each
 
-Path segments are percent-encoded, so any tenant, project or key name is one safe segment. The
-tenant-wide scope of ID counters (task keys, project "") is "@tenant"; a project named so is
-encoded as "%40tenant".
+Each object holds records of `tracker export` (domain.transfer.records), so `tracker restore` reads
+them back with the import. Path segments are percent-encoded, so any tenant, project or key name
+is one safe segment. The tenant-wide scope of ID counters (task keys, project "") is "@tenant"; a
+project named so is encoded as "%40tenant".
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
-from uuid import UUID
+
+from tracker_service.domain.transfer.records import dumps as records_dumps
+from tracker_service.domain.transfer.records import record_of
 
 TENANT_SCOPE_SEGMENT = "@tenant"
-# Derived by the database (a computed column, a trigger's count): rebuilt on restore, not stored.
-DERIVED_TASK_COLUMNS = frozenset({"priority_rank", "open_children"})
-HANDOFF_FIELDS = (
-    "id",
-    "project",
-    "task",
-    "from_agent",
-    "to_agent",
-    "direction",
-    "status",
-    "response_to",
-    "metadata",
-    "expires_at",
-    "created_at",
-    "updated_at",
-)
+# What a task document has beside the task's record (tracker_service.domain.transfer.records).
+TASK_EXTRAS = frozenset({"depends_on", "depends_on_ids", "parent"})
 
 
 def segment(name: str) -> str:
@@ -73,49 +62,64 @@ def journal_path(tenant: str, txid: str, event_id: int) -> str:
     return f"{segment(tenant)}/journal/{int(txid):020d}-{event_id:020d}.jsonl"
 
 
-def jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
 def dumps(doc: Any) -> bytes:
-    return (json.dumps(jsonable(doc), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
-def task_document(row: dict[str, Any], depends_on: list[str], parent_key: str | None) -> bytes:
-    doc = {k: v for k, v in row.items() if k not in DERIVED_TASK_COLUMNS}
-    doc["depends_on"] = sorted(depends_on)
+def task_document(row: Mapping[str, Any], depends_on: list[tuple[str, Any]], parent_key: str | None) -> bytes:
+    """The task's record, plus its dependencies and parent by key for a reader (and by id for restore)."""
+    doc = record_of("task", row)
+    doc["depends_on"] = sorted(key for key, _ in depends_on)
+    doc["depends_on_ids"] = sorted(str(i) for _, i in depends_on)
     doc["parent"] = parent_key
     return dumps(doc)
 
 
-def handoff_document(row: dict[str, Any], direction: str | None) -> bytes:
+def task_record(doc: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A task document back to its record and its dependencies' records."""
+    deps = [{"kind": "task_dependency", "task_id": doc["id"], "depends_on_id": i} for i in doc["depends_on_ids"]]
+    return {k: v for k, v in doc.items() if k not in TASK_EXTRAS}, deps
+
+
+def handoff_document(row: Any, direction: str | None) -> bytes:
     """Markdown a person can read: `field: <JSON value>` lines between `---`, then the content."""
-    fields = {**row, "direction": direction}
-    head = "\n".join(f"{name}: {json.dumps(jsonable(fields.get(name)), ensure_ascii=False)}" for name in HANDOFF_FIELDS)
+    fields = {**record_of("handoff", row), "direction": direction}
+    head = "\n".join(
+        f"{name}: {json.dumps(value, ensure_ascii=False)}" for name, value in fields.items() if name != "content"
+    )
     return f"---\n{head}\n---\n\n{row['content']}".encode()
 
 
 def parse_handoff(raw: bytes) -> dict[str, Any]:
-    """The row of a handoff document (front matter values as JSON, content after the blank line)."""
+    """The fields of a handoff document (front matter values as JSON, content after the blank line)."""
     text = raw.decode()
     if not text.startswith("---\n"):
         raise ValueError("a handoff document starts with a front matter between '---' lines")
     head, _, rest = text[4:].partition("\n---\n")
-    row: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     for line in head.splitlines():
         name, _, value = line.partition(": ")
-        row[name] = json.loads(value)
-    row["content"] = rest[1:] if rest.startswith("\n") else rest
-    return row
+        fields[name] = json.loads(value)
+    fields["content"] = rest[1:] if rest.startswith("\n") else rest
+    return fields
 
 
-def journal_lines(rows: list[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(jsonable(r), sort_keys=True, ensure_ascii=False).encode() + b"\n" for r in rows)
+def handoff_record(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k != "direction"}
+
+
+def ids_document(counters: list[Any], free: list[Any], reservations: list[Any]) -> bytes:
+    return dumps(
+        {
+            "counters": [record_of("id_counter", r) for r in counters],
+            "free": [record_of("id_free", r) for r in free],
+            "reservations": [record_of("id_reservation", r) for r in reservations],
+        }
+    )
+
+
+def journal_lines(events: list[Mapping[str, Any]]) -> bytes:
+    """One event record per line, with its place in the log (txid.id, as the live stream's ids)."""
+    return b"".join(
+        (records_dumps({**record_of("event", e), "position": f"{e['txid']}.{e['id']}"}) + "\n").encode() for e in events
+    )

@@ -16,35 +16,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.backup import objects
 from tracker_service.domain.handoffs.schemas import direction_of
+from tracker_service.domain.transfer.records import record_of
 
 _TASKS = text(
     """
     SELECT t.*,
            (SELECT p.key FROM tasks p WHERE p.id = t.parent_id) AS parent_key,
            ARRAY(SELECT d.key FROM task_dependencies td JOIN tasks d ON d.id = td.depends_on_id
-                 WHERE td.task_id = t.id) AS depends_on_keys
+                 WHERE td.task_id = t.id ORDER BY d.id) AS depends_on_keys,
+           ARRAY(SELECT td.depends_on_id FROM task_dependencies td JOIN tasks d ON d.id = td.depends_on_id
+                 WHERE td.task_id = t.id ORDER BY d.id) AS depends_on_ids
     FROM tasks t WHERE t.id = ANY(CAST(:ids AS uuid[]))
     """
 )
 _HANDOFFS = text("SELECT * FROM handoffs WHERE id = ANY(CAST(:ids AS uuid[]))")
-_COUNTERS = text(
-    """
-    SELECT c.type, c.last_value, c.updated_at,
-           ARRAY(SELECT f.value FROM id_free f WHERE (f.tenant, f.project, f.type) = (c.tenant, c.project, c.type)
-                 ORDER BY f.value) AS free
-    FROM id_counters c WHERE c.tenant = :tenant AND c.project = :project ORDER BY c.type
-    """
-)
+_COUNTERS = text("SELECT * FROM id_counters WHERE tenant = :tenant AND project = :project ORDER BY type")
+_FREE = text("SELECT * FROM id_free WHERE tenant = :tenant AND project = :project ORDER BY type, value")
 _RESERVATIONS = text(
-    """
-    SELECT id, type, first_value, count, status, released_values, created_by, expires_at, created_at, closed_at
-    FROM id_reservations WHERE tenant = :tenant AND project = :project ORDER BY created_at, id
-    """
+    "SELECT * FROM id_reservations WHERE tenant = :tenant AND project = :project ORDER BY created_at, id"
 )
-_SETTINGS = text(
-    "SELECT requires_review, reviewers, updated_at FROM project_settings WHERE tenant = :t AND project = :p"
-)
-_JOURNAL_FIELDS = ("id", "txid", "tenant", "project", "type", "entity_id", "actor", "summary", "data", "created_at")
+_SETTINGS = text("SELECT * FROM project_settings WHERE tenant = :t AND project = :p")
 DELETED_PREFIX = "Task deleted: "
 
 # An object's new content, or None: delete it.
@@ -96,30 +87,30 @@ async def changes(conn: AsyncConnection, events: list[Any]) -> Changes:
         if kind == "task":
             row = tasks.get(key[1])
             if row is not None:
-                _put_task(out, dict(row))
+                _put_task(out, row)
             elif (gone := _deleted_key(ev)) is not None:
                 out[objects.task_path(ev.tenant, ev.project, gone)] = None
         elif kind == "handoff" and (h := handoffs.get(key[1])) is not None:
             out[objects.handoff_path(h["tenant"], h["project"], h["id"])] = objects.handoff_document(
-                dict(h), direction_of(h["from_agent"], h["to_agent"])
+                h, direction_of(h["from_agent"], h["to_agent"])
             )
         elif kind == "ids":
             out[objects.ids_path(key[1], key[2])] = await _ids_document(conn, key[1], key[2])
         elif kind == "settings":
             row = (await conn.execute(_SETTINGS, {"t": key[1], "p": key[2]})).mappings().first()
-            out[objects.settings_path(key[1], key[2])] = objects.dumps(dict(row)) if row is not None else None
+            out[objects.settings_path(key[1], key[2])] = (
+                objects.dumps(record_of("project_settings", row)) if row is not None else None
+            )
     for tenant, rows in _by_tenant(events).items():
         first = rows[0]
-        out[objects.journal_path(tenant, first.txid, first.id)] = objects.journal_lines(
-            [{name: getattr(r, name) for name in _JOURNAL_FIELDS} for r in rows]
-        )
+        out[objects.journal_path(tenant, first.txid, first.id)] = objects.journal_lines([r._mapping for r in rows])
     return out
 
 
-def _put_task(out: Changes, row: dict[str, Any]) -> None:
-    parent_key, depends_on = row.pop("parent_key"), row.pop("depends_on_keys")
+def _put_task(out: Changes, row: Any) -> None:
+    depends_on = list(zip(row["depends_on_keys"], row["depends_on_ids"], strict=True))
     out[objects.task_path(row["tenant"], row["project"], row["key"])] = objects.task_document(
-        row, list(depends_on), parent_key
+        row, depends_on, row["parent_key"]
     )
 
 
@@ -135,9 +126,10 @@ def _deleted_key(ev: Any) -> str | None:
 
 async def _ids_document(conn: AsyncConnection, tenant: str, project: str) -> bytes:
     params = {"tenant": tenant, "project": project}
-    counters = [dict(r) for r in (await conn.execute(_COUNTERS, params)).mappings()]
-    reservations = [dict(r) for r in (await conn.execute(_RESERVATIONS, params)).mappings()]
-    return objects.dumps({"tenant": tenant, "project": project, "counters": counters, "reservations": reservations})
+    counters = (await conn.execute(_COUNTERS, params)).mappings().all()
+    free = (await conn.execute(_FREE, params)).mappings().all()
+    reservations = (await conn.execute(_RESERVATIONS, params)).mappings().all()
+    return objects.ids_document(list(counters), list(free), list(reservations))
 
 
 def _by_tenant(events: list[Any]) -> dict[str, list[Any]]:
