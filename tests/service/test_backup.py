@@ -382,3 +382,62 @@ def test_kill_9_mid_sync_then_another_tracker_takes_over(
         first.stop()
         if second is not None:  # started second: it only waited until the first died
             second.stop()
+
+
+def export_of(db: Engine, tenant: str) -> list[str]:
+    import io
+
+    from tracker_service.domain.transfer.export import export_lines
+
+    out = io.StringIO()
+    with db.connect() as conn:
+        export_lines(conn, out, tenant=tenant)
+    return out.getvalue().splitlines()
+
+
+def test_restore_rebuilds_the_tenant_into_an_empty_database(
+    backup_app: Callable[..., Any],
+    backup_db: Engine,
+    pg_url: str,
+    tenant_key: Callable[..., tuple[str, str]],
+    target: tuple[str, str | None],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tracker_service.cli import main
+
+    tenant, key = tenant_key()
+    api = backup_app(key, *target)
+    parent = ok(api.post("/tasks", json={"project": "p", "title": "Parent", "auto_complete": True}), 201)
+    child = ok(api.post("/tasks", json={"project": "p", "title": "Child", "parent": parent["key"]}), 201)
+    ok(api.post("/tasks", json={"project": "p", "title": "After", "depends_on": [child["key"]], "tags": ["x"]}), 201)
+    gone = ok(api.post("/tasks", json={"project": "p", "title": "Gone"}), 201)
+    ok(api.delete(f"/tasks/{gone['key']}"), 204)
+    first = ok(api.post("/handoffs", json={"project": "p", "task": "t", "direction": "cc_to_ai", "content": "Hi"}), 201)
+    reply = {"project": "p", "task": "t", "direction": "ai_to_cc", "content": "Hello back", "response_to": first["id"]}
+    ok(api.post("/handoffs", json=reply), 201)
+    ok(api.post("/ids/next", json={"type": "US", "project_id": "p"}), 201)
+    ok(api.post("/ids/reserve", json={"type": "BUG", "count": 2, "project_id": "p"}), 201)
+    ok(api.put("/projects/p/settings", json={"requires_review": True, "reviewers": ["rita"]}))
+    expected = export_of(backup_db, tenant)
+    events = sum(1 for line in expected if '"kind":"event"' in line)
+    wait_for(lambda: len(journal(BackupStore(*target), tenant)) == events, what="every event in the journal")
+
+    # An empty database of its own, as after losing the old one.
+    name = f"tracker_restore_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalize_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    monkeypatch.setenv("TRACKER_DATABASE_URL", url)
+    args = ["restore", "--from", target[0], "--tenant", tenant] + (["--endpoint-url", target[1]] if target[1] else [])
+    assert main(args) == 0
+    assert f"tenant {tenant}: created:" in capsys.readouterr().out
+    restored = create_engine(normalize_url(url))
+    try:
+        assert export_of(restored, tenant) == expected  # the same records, byte for byte
+        assert main(args) == 1  # a second restore into the same tenant is refused
+        assert "already has tasks" in capsys.readouterr().err
+    finally:
+        restored.dispose()
