@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -40,7 +41,8 @@ log = logging.getLogger("tracker.backup")
 # pg_try_advisory_lock(class, hashtext(target)): the class is a constant no other lock uses ("tbak").
 LOCK_CLASS = 0x7462616B
 BATCH = 500
-IDLE_POLL_SECONDS = 0.25  # a NOTIFY usually wakes it sooner; this covers events blocked behind a transaction
+IDLE_POLL_SECONDS = 1.0  # a NOTIFY from a writer in any process wakes it sooner
+BLOCKED_RECHECK_SECONDS = 0.05  # as the live stream (domain.events.stream)
 TAKEOVER_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -49,10 +51,9 @@ _INIT = text("INSERT INTO backup_cursor (name) VALUES (:name) ON CONFLICT (name)
 _READ = text(
     """
     SELECT e.id, e.txid::text AS txid, e.tenant, e.project, e.type, e.entity_id, e.actor, e.summary, e.data,
-           e.created_at
+           e.created_at, e.txid < pg_snapshot_xmin(pg_current_snapshot()) AS final
     FROM events e, backup_cursor c
     WHERE c.name = :name AND (e.txid, e.id) > (c.txid, c.event_id)
-      AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY e.txid, e.id
     LIMIT :limit
     """
@@ -175,7 +176,9 @@ class BackupSyncer:
                 if failures:
                     log.info("backup store reachable again after %d failed passes", failures)
                     failures = 0
-                if done < BATCH:
+                if done < 0:  # a committed event waits behind a running transaction: no NOTIFY will come
+                    await asyncio.sleep(BLOCKED_RECHECK_SECONDS)
+                elif done < BATCH:
                     await self._report(conn)
                     if sub is not None:
                         await sub.wait(IDLE_POLL_SECONDS)
@@ -194,10 +197,13 @@ async def sync_once(
     on_synced: Callable[[list[Any], datetime], None] | None = None,
 ) -> int:
     """One pass: read final events after the cursor, write their objects, move the cursor. Returns how
-    many events it covered. Raises BackupUnavailable (cursor unmoved) when the store fails."""
-    events = list((await conn.execute(_READ, {"name": name, "limit": BATCH})).all())
+    many events it covered (-1: none, but some wait behind a running transaction). Raises
+    BackupUnavailable (cursor unmoved) when the store fails."""
+    rows = (await conn.execute(_READ, {"name": name, "limit": BATCH})).all()
+    # Ordered by txid: once one is not final (its transaction, or an older one, still runs), none after it is.
+    events = list(itertools.takewhile(lambda r: r.final, rows))
     if not events:
-        return 0
+        return -1 if rows else 0
     started = time.perf_counter()
     work = await plan.changes(conn, events)
     await asyncio.to_thread(_apply, store, work)
