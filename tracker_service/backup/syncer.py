@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -164,12 +165,15 @@ class BackupSyncer:
             while True:
                 try:
                     done = await sync_once(conn, self.store, self.name, self.on_synced)
-                except BackupUnavailable as exc:
+                except SQLAlchemyError:
+                    raise  # the database, not the store: _run reconnects (and retakes the lock)
+                except Exception as exc:  # the store, or an object that cannot be built: logged, retried
                     failures += 1
+                    reason = exc.detail if isinstance(exc, BackupUnavailable) else f"{type(exc).__name__}: {exc}"
                     BACKUP_FAILURES.inc()
-                    await conn.execute(_FAILED, {"name": self.name, "error": exc.detail})
+                    await conn.execute(_FAILED, {"name": self.name, "error": reason[:500]})
                     delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(failures, 8))
-                    log.warning("backup pass failed (%d in a row, next try in %.1fs): %s", failures, delay, exc.detail)
+                    log.warning("backup pass failed (%d in a row, next try in %.1fs): %s", failures, delay, reason)
                     await self._report(conn)
                     await asyncio.sleep(delay)
                     continue
