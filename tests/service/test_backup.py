@@ -412,7 +412,10 @@ def test_restore_rebuilds_the_tenant_into_an_empty_database(
     child = ok(api.post("/tasks", json={"project": "p", "title": "Child", "parent": parent["key"]}), 201)
     ok(api.post("/tasks", json={"project": "p", "title": "After", "depends_on": [child["key"]], "tags": ["x"]}), 201)
     gone = ok(api.post("/tasks", json={"project": "p", "title": "Gone"}), 201)
-    ok(api.delete(f"/tasks/{gone['key']}"), 204)
+    waits = ok(api.post("/tasks", json={"project": "p", "title": "Waits on Gone", "depends_on": [gone["key"]]}), 201)
+    waits_path = objects.task_path(tenant, "p", waits["key"])
+    wait_for(lambda: read_json(BackupStore(*target), waits_path), what="the dependent's object")
+    ok(api.delete(f"/tasks/{gone['key']}"), 204)  # the dependent's object still names it: no event for it
     first = ok(api.post("/handoffs", json={"project": "p", "task": "t", "direction": "cc_to_ai", "content": "Hi"}), 201)
     reply = {"project": "p", "task": "t", "direction": "ai_to_cc", "content": "Hello back", "response_to": first["id"]}
     ok(api.post("/handoffs", json=reply), 201)
@@ -422,6 +425,7 @@ def test_restore_rebuilds_the_tenant_into_an_empty_database(
     expected = export_of(backup_db, tenant)
     events = sum(1 for line in expected if '"kind":"event"' in line)
     wait_for(lambda: len(journal(BackupStore(*target), tenant)) == events, what="every event in the journal")
+    assert read_json(BackupStore(*target), waits_path)["depends_on"] == [gone["key"]]  # restore drops it
 
     # An empty database of its own, as after losing the old one.
     name = f"tracker_restore_{uuid.uuid4().hex[:8]}"

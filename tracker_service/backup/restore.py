@@ -48,7 +48,18 @@ def tenant_records(store: BackupStore, tenant: str) -> list[dict[str, Any]]:
         parts = path[len(prefix) + 1 :].split("/")
         for record in _records_of(parts, store.get(path)):
             by_kind[record["kind"]].append(record)
+    _drop_dangling(by_kind)
     return [r for kind in KINDS for r in by_kind.get(kind, [])]
+
+
+def _drop_dangling(by_kind: dict[str, list[dict[str, Any]]]) -> None:
+    """What the database let go of and the objects still name: deleting a task removes the
+    dependencies on it without an event for the tasks that had them, so their objects keep them;
+    conversations are not backed up, so a task's link to one cannot come back."""
+    tasks = {t["id"] for t in by_kind.get("task", [])}
+    by_kind["task_dependency"] = [d for d in by_kind.get("task_dependency", []) if d["depends_on_id"] in tasks]
+    for task in by_kind.get("task", []):
+        task["conversation_id"] = None
 
 
 def _records_of(parts: list[str], raw: bytes) -> list[dict[str, Any]]:
