@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
+import json
 import logging
 import os
 import signal
@@ -28,6 +30,8 @@ STARTUP_LOGGERS = ("alembic", "tracker.embedded")
 CONNECT_TIMEOUT_SECONDS = 10
 ADMIN_KEY_FILE, AGENT_KEY_FILE = "admin.key", "agent.key"
 AGENT_KEY_NAME = "agents"
+# tracker_service.domain.transfer.service.FORMATS, spelled here so `tracker --help` imports no SQL.
+IMPORT_FORMATS = ("dump", "taskmaster", "beads", "todo")
 MIGRATE_HINT = "run `tracker migrate` (or `tracker serve`, which migrates) first"
 
 
@@ -100,6 +104,31 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--lease", type=int, default=60, help="lease in seconds, renewed while COMMAND runs")
     worker.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     worker.set_defaults(func=cmd_worker)
+
+    export = add_parser(sub, "export", help="write tasks, handoffs, IDs, settings and the log as JSON lines")
+    export.add_argument("--tenant", help="only this tenant (default: every tenant)")
+    export.add_argument("--project", help="only this project")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_export)
+
+    imp = add_parser(sub, "import", help="import a dump, a Task Master, Beads or TODO.md file, merging by key")
+    imp.add_argument("file", help="the file to read, - for standard input")
+    imp.add_argument(
+        "--from", dest="format", choices=IMPORT_FORMATS, default="dump", help="the file's format (default dump)"
+    )
+    imp.add_argument("--tenant", help="tenant to import into (default: a dump's own; 'default' for other files)")
+    imp.add_argument("--project", help="project for the tasks of a taskmaster, beads or todo file")
+    imp.add_argument("--dry-run", action="store_true", help="report what would change and write nothing")
+    imp.add_argument("--json", action="store_true", help="print the report as JSON")
+    imp.set_defaults(func=cmd_import)
+
+    restore = add_parser(sub, "restore", help="rebuild tenants from a backup location into an empty database")
+    restore.add_argument("--from", dest="url", required=True, help="file:///path, s3://bucket/prefix or gs://...")
+    restore.add_argument("--tenant", help="the tenant to restore (default: every tenant in the backup)")
+    restore.add_argument(
+        "--endpoint-url", help="an S3-compatible store's endpoint (default TRACKER_BACKUP_ENDPOINT_URL)"
+    )
+    restore.set_defaults(func=cmd_restore)
 
     keys = add_parser(sub, "keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = add_parser(keys, "create", help="create a key and print it once")
@@ -369,6 +398,81 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         pass
     print("database is at the latest revision", file=sys.stderr)
     return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker_service.domain.transfer.export import export_lines
+
+    url = database_url(settings)
+    with _database(url, settings, migrate=False) as engine, _output(args.output) as out:
+        # One snapshot: rows written while the export runs are in it entirely or not at all.
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+            count = export_lines(conn, out, tenant=args.tenant, project=args.project)
+    print(f"exported {count} records", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[Any]:
+    # UTF-8 and \n whatever the locale: a dump is the same bytes everywhere.
+    if path is None:
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", write_through=False)
+        try:
+            yield out
+        finally:
+            out.flush()
+            out.detach()
+        return
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        yield out
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker_service.domain.transfer.service import import_into, read_rows
+    from tracker_service.errors import TrackerError
+
+    tenant = args.tenant or (None if args.format == "dump" else "default")
+    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    with source:
+        content = source.read().decode("utf-8")
+    try:
+        rows = read_rows(args.format, tenant=tenant, project=args.project, content=content)
+        with _database(database_url(settings), settings, migrate=False) as engine, engine.begin() as conn:
+            report = import_into(conn, rows, tenant=tenant, dry_run=args.dry_run).as_dict()
+    except TrackerError as exc:
+        raise CliError(f"{args.file}: {exc.detail}; nothing was imported") from None
+    print(json.dumps(report, indent=2) if args.json else _readable(report))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker_service.backup.restore import backed_up_tenants, restore_tenant
+    from tracker_service.backup.store import BackupStore
+    from tracker_service.errors import TrackerError
+
+    try:
+        store = BackupStore(args.url, args.endpoint_url or settings.backup_endpoint_url)
+        tenants = [args.tenant] if args.tenant else backed_up_tenants(store)
+        if not tenants:
+            raise CliError(f"the backup at {args.url} holds no tenant")
+        with _database(database_url(settings), settings, migrate=True) as engine, engine.begin() as conn:
+            reports = {tenant: restore_tenant(conn, store, tenant).as_dict() for tenant in tenants}
+    except TrackerError as exc:
+        raise CliError(f"restore from {args.url}: {exc.detail}; nothing was restored") from None
+    for tenant, report in reports.items():
+        print(f"tenant {tenant}: {_readable(report)}")
+    return 0
+
+
+def _readable(report: dict[str, Any]) -> str:
+    counts = ", ".join(f"{n} {kind}" for kind, n in report["created"].items()) or "nothing"
+    lines = [f"{'would create' if report['dry_run'] else 'created'}: {counts}"]
+    if report["updated"]:
+        lines.append("counters moved: " + ", ".join(f"{n} {k}" for k, n in report["updated"].items()))
+    if report["unchanged"]:
+        lines.append("already there: " + ", ".join(f"{n} {k}" for k, n in report["unchanged"].items()))
+    lines += [f"conflict (line {c['line']}, {c['kind']} {c['name']}): {c['detail']}" for c in report["conflicts"]]
+    return "\n".join(lines)
 
 
 def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:

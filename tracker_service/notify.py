@@ -35,6 +35,8 @@ NOTIFY_PACE_SECONDS = 0.01
 CHANNEL = "tracker_events"
 KEYS_CHANNEL = "tracker_keys"
 EVERYONE = "*"  # payload for changes across tenants (the sweeper's)
+# Subscribe to it to be woken by a change of any tenant (the backup syncer follows every tenant).
+ALL_TENANTS = "**"
 
 
 class Subscription:
@@ -143,7 +145,7 @@ class EventHub:
                 del self._subscribers[tenant]
 
     def _wake(self, tenant: str) -> None:
-        for sub in self._subscribers.get(tenant, ()):
+        for sub in (*self._subscribers.get(tenant, ()), *self._subscribers.get(ALL_TENANTS, ())):
             sub.wake()
 
     def _wake_all(self, keys_changed: bool = False) -> None:

@@ -145,6 +145,30 @@ def _json_depth(value: Any) -> int:
     return deepest
 
 
+def unstorable_text(value: Any, root: str) -> tuple[str, str] | None:
+    """The path (from `root`) of the first text or key PostgreSQL cannot store, and why: a NUL (not
+    in text or jsonb) or a lone UTF-16 surrogate (not a character). None when all can be stored."""
+    stack: list[tuple[Any, str]] = [(value, root)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            texts = list(item)
+            stack.extend((v, k if path == root else f"{path}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            texts = []
+            stack.extend((v, str(i) if path == root else f"{path}.{i}") for i, v in enumerate(item))
+        else:
+            texts = [item] if isinstance(item, str) else []
+        for text in texts:
+            if "\x00" in text:
+                return path, "contains a NUL character (\\u0000), which cannot be stored"
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return path, "contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character"
+    return None
+
+
 _JSON_RULE = f"any JSON value, at most {MAX_JSON_DEPTH} levels deep and {MAX_JSON_BYTES // 1024} KiB encoded"
 StoredJson = Annotated[Any, AfterValidator(_stored_json), Field(description=_JSON_RULE)]
 StoredObject = Annotated[dict[str, Any], AfterValidator(_stored_json), Field(description=_JSON_RULE)]

@@ -24,6 +24,7 @@ from litestar.utils.scope.state import ScopeState
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from tracker_service.domain.common import unstorable_text
 from tracker_service.errors import InvalidRequest, TrackerError
 
 
@@ -94,26 +95,10 @@ _ESCAPES_TO_CHECK = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 def _check_text(value: Any) -> None:
     """Name the first field whose text (or key) has a NUL or a lone surrogate."""
-    stack: list[tuple[Any, str]] = [(value, "body")]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, dict):
-            texts = list(item)
-            stack.extend((v, k if path == "body" else f"{path}.{k}") for k, v in item.items())
-        elif isinstance(item, list):
-            texts = []
-            stack.extend((v, str(i) if path == "body" else f"{path}.{i}") for i, v in enumerate(item))
-        else:
-            texts = [item] if isinstance(item, str) else []
-        for text in texts:
-            if "\x00" in text:
-                raise _invalid(f"{path} contains a NUL character (\\u0000), which cannot be stored", field=path)
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise _invalid(
-                    f"{path} contains a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character", field=path
-                ) from None
+    found = unstorable_text(value, "body")
+    if found is not None:
+        path, problem = found
+        raise _invalid(f"{path} {problem}", field=path)
 
 
 def _invalid(detail: str, field: str = "body") -> InvalidRequest:

@@ -14,6 +14,7 @@ from tracker_service.domain.handoffs.service import HandoffService
 from tracker_service.domain.ids.service import IdRegistry
 from tracker_service.domain.projects.service import ProjectService
 from tracker_service.domain.tasks.service import TaskService
+from tracker_service.domain.transfer.service import TransferService
 from tracker_service.errors import InvalidRequest
 
 _PROJECT: TypeAdapter[str] = TypeAdapter(ProjectName)
@@ -42,6 +43,11 @@ def provide_ids(request: Request) -> IdRegistry:
 def provide_projects(request: Request) -> ProjectService:
     state = request.scope["state"]
     return ProjectService(state["conn"], state["principal"])
+
+
+def provide_transfer(request: Request) -> TransferService:
+    state = request.scope["state"]
+    return TransferService(state["conn"], state["principal"])
 
 
 def parse_project(value: str) -> str:

@@ -74,8 +74,10 @@ _DELETE_TREE = text(
         DELETE FROM tasks WHERE tenant = :tenant AND id IN (SELECT id FROM down)
         RETURNING id, key, project, title, parent_id
     )
-    INSERT INTO events (tenant, project, type, entity_id, actor, summary)
-    SELECT :tenant, project, 'task.deleted', id::text, :actor, left('Task deleted: ' || key || ' ' || title, 300)
+    INSERT INTO events (tenant, project, type, entity_id, actor, summary, data)
+    SELECT :tenant, project, 'task.deleted', id::text, :actor, left('Task deleted: ' || key || ' ' || title, 300),
+           -- the backup deletes the task's object by key (tracker_service.backup)
+           jsonb_build_object('key', key)
     FROM gone
     RETURNING entity_id, (SELECT parent_id FROM gone WHERE id = CAST(:id AS uuid)) AS parent_id
     """
