@@ -22,8 +22,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+import psycopg.sql
+from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Table, any_, bindparam, insert, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from tracker_service.db import models as m
 from tracker_service.domain.ids.service import TASK_KEY, TENANT_SCOPE, format_id
@@ -331,12 +334,29 @@ class _Merge:
         groups: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             groups[frozenset(row.values)].append(row.values)
-        if len(groups) == 1:
-            self.conn.execute(insert(rows[0].table), [r.values for r in rows])
-        else:
+        if len(groups) > 1:
             for row in rows:  # order matters (parents first): one by one
                 self.conn.execute(insert(row.table), [row.values])
+        elif len(rows) < _COPY_FROM or not self._copy(rows[0].table, [r.values for r in rows]):
+            self.conn.execute(insert(rows[0].table), [r.values for r in rows])
         self.report.created[kind] += len(rows)
+
+    def _copy(self, table: Table, rows: list[dict[str, Any]]) -> bool:
+        """COPY the rows (same columns, in order) on a synchronous psycopg connection: several
+        times faster than INSERT for a big dump. False when the driver is not one (POST /import)."""
+        raw = self.conn.connection.driver_connection
+        if not isinstance(raw, psycopg.Connection):
+            return False
+        names = list(rows[0])
+        json_at = [i for i, name in enumerate(names) if isinstance(table.c[name].type, JSONB)]
+        with raw.cursor() as cursor, cursor.copy(_copy_sql(table.name, names)) as copy:
+            for values in rows:
+                row = [values[name] for name in names]
+                for i in json_at:
+                    if row[i] is not None:
+                        row[i] = Jsonb(row[i])
+                copy.write_row(row)
+        return True
 
     def _move_task_counters(self) -> None:
         """Each tenant's TASK counter past its TASK keys; released TASK IDs a key holds are dropped."""
@@ -375,6 +395,16 @@ _UNFREE_TASK_KEYS = text(
                 AND t.key = 'TASK-' || CASE WHEN f.value < 100 THEN lpad(f.value::text, 3, '0') ELSE f.value::text END)
     """
 )
+
+
+# Below this many rows of a kind, INSERT's round trips cost less than setting up a COPY.
+_COPY_FROM = 500
+
+
+def _copy_sql(table: str, names: list[str]) -> psycopg.sql.Composed:
+    ident = psycopg.sql.Identifier
+    columns = psycopg.sql.SQL(", ").join(ident(n) for n in names)
+    return psycopg.sql.SQL("COPY {} ({}) FROM STDIN").format(ident(table), columns)
 
 
 def _any(column: Any, values: Iterable[Any]) -> Any:
