@@ -26,7 +26,7 @@ COPY mcp_tools ./mcp_tools
 RUN pip wheel --no-deps --wheel-dir /dist . \
     && python -m venv --without-pip /opt/venv \
     && wheel="$(echo /dist/agent_tracker-*.whl)" \
-    && pip --python /opt/venv/bin/python install "${wheel}[all]"
+    && pip --python /opt/venv/bin/python install "${wheel}[all,backup]"
 
 
 FROM ${PYTHON_IMAGE} AS runtime

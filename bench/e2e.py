@@ -100,12 +100,8 @@ async def _run(world: World, iterations: int, warmup: int, max_seconds: float) -
             ok(
                 await bridge.call_tool(
                     "update_task_status",
-                    {
-                        "task_id": task["task_id"],
-                        "status": "completed",
-                        "completion_notes": "done",
-                        "project_id": "e2e-claim",
-                    },
+                    # By UUID: the key exists in each of this run's projects (the tool takes no project).
+                    {"task_id": task["id"], "status": "completed", "completion_notes": "done"},
                 ),
                 "update_task_status",
             )

@@ -63,9 +63,8 @@ def tool_call(tool: str, tenant_project: str) -> tuple[str, Callable[[int], dict
     if tool.startswith("update_task_status"):
         # Alternate pending <-> completed on one task: every call is a real transition.
         return "update_task_status", lambda i: {
-            "task_id": "TASK-0000001",
+            "task_id": "TASK-0000001",  # the tenant's only project has it
             "status": "completed" if i % 2 == 0 else "pending",
-            "project_id": tenant_project,
         }
     raise ValueError(f"no profile recipe for {tool}")
 

@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+# Where this checkout is (a worktree is not /work/main): its files are labelled package-relative too.
+_CHECKOUT = str(Path(__file__).resolve().parents[1]) + "/"
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::(?P<line>\d+))?\)$")
 
 
@@ -27,7 +29,7 @@ def label(frame: str) -> str:
     if not m:
         return frame
     file = m.group("file")
-    for marker in ("site-packages/", "lib/python3.11/", "/work/main/"):
+    for marker in ("site-packages/", "lib/python3.11/", "/work/main/", _CHECKOUT):
         if marker in file:
             file = file.split(marker, 1)[1]
             break

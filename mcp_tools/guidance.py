@@ -24,15 +24,16 @@ _ABOUT = (
 _PARTS: tuple[tuple[str, str, str | None], ...] = (
     (
         "tasks",
-        "Work loop:\n"
-        "1. get_next_task(project_id, claim=true, agent=<your name>) leases the highest-priority "
-        "ready task to you. A null task comes with a hint saying why; do not invent work.\n"
+        "Work loop (agent = your name; a task another agent holds is refused):\n"
+        "1. get_next_task(project_id, claim=true, agent) leases the highest-priority ready task to "
+        "you. A null task comes with a hint saying why; do not invent work.\n"
         "2. Working past the lease (15 min by default)? heartbeat_task(task_id, agent) keeps it. "
         "A lapsed lease returns the task to the queue and a late update gets a conflict.\n"
         "3. Finish with update_task_status(task_id, 'completed', completion_notes=what you did and "
         "how you checked it). A task that requires review goes to 'in_review' instead: someone "
         "else approves it. Stuck: 'blocked' with notes; giving up: 'pending' releases it.\n"
-        "4. Split work with add_task(parent=<key>); depends_on=[keys] orders it.\n",
+        "4. Split work with add_task(parent=<key>, same project); depends_on=[keys] must be "
+        "completed first.\n",
         "Read the queue with list_tasks (filters: status, assigned_to, parent) and get_task; "
         "get_next_task shows the task a claim would take.\n",
     ),
@@ -45,8 +46,8 @@ _PARTS: tuple[tuple[str, str, str | None], ...] = (
     ),
     (
         "ids",
-        "Need an ID for an artifact (US-028, ADR-004)? get_next_available_id or reserve_id_range; "
-        "never guess or reuse a number.\n",
+        "Need an ID for an artifact (US-028, ADR-004)? get_next_available_id or reserve_id_range, "
+        "artifact_type = its prefix (US, ADR); never guess or reuse a number.\n",
         None,
     ),
     (
@@ -62,7 +63,8 @@ _PAGING = (
     "for either; times are ISO 8601; descriptions and content are markdown. Errors say what to do "
     "next: follow them instead of retrying the same call."
 )
-#: Parameters whose meaning the instructions give once for every tool (checked by the tests).
+#: Parameters whose meaning the instructions give once for every tool that takes them (checked by
+#: the tests on every surface offering such a tool).
 CONVENTIONS = {
     "task_id": "a task is named by its key (TASK-012) or UUID",
     "cursor": "pass it as cursor",
@@ -74,6 +76,12 @@ CONVENTIONS = {
     "due_date": "times are ISO 8601",
     "description": "descriptions and content are markdown",
     "content": "descriptions and content are markdown",
+    # Said in the part of the toolset whose tools take them.
+    "agent": "agent = your name",
+    "completion_notes": "completion_notes=what you did",
+    "parent": "add_task(parent=<key>, same project)",
+    "depends_on": "depends_on=[keys] must be completed first",
+    "artifact_type": "artifact_type = its prefix",
 }
 
 

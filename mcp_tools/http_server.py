@@ -43,7 +43,7 @@ from .errors import Unauthorized
 from .oauth import ACCESS_PREFIX, ProtectedResource, TokenCheck
 from .revocation import KeyWatches, SdkSessions, WatchSessions, key_digest
 from .server import build_server
-from .updates import KeyBuses, ResourceSubscriptions
+from .updates import KeyBuses, PerKeyBus, ResourceSubscriptions
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,9 @@ def _run_beside_sessions(app: Starlette, watches: KeyWatches) -> None:
 def serve(config: Config) -> None:
     """Serve until interrupted (uvicorn handles SIGINT and SIGTERM)."""
     client = TrackerClient(config, session=build_session(pool_maxsize=POOL_SIZE), api_key=request_key)
-    subscriptions = ResourceSubscriptions(KeyBuses(config, request_key))
-    app = build_app(build_server(client, config.surface, subscriptions=subscriptions), config)
+    buses = KeyBuses(config, request_key)
+    server = build_server(client, config.surface, PerKeyBus(buses), ResourceSubscriptions(buses))
+    app = build_app(server, config)
     log.info(
         "serving tools for %s at http://%s:%d%s; keys come from each client's Authorization header "
         "(TASK_TRACKING_API_KEY is not used); toolsets %s (X-MCP-Toolsets and X-MCP-Readonly narrow them); "

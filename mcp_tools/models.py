@@ -82,7 +82,7 @@ class TaskSummary(Out):
 
 
 class Task(TaskSummary):
-    task_id: str = Field(description="Same as key.")
+    task_id: str  # the key again: spec 001's name
     description: Maybe = None
     notes: Maybe = None
     completion_notes: Maybe = None
@@ -105,7 +105,7 @@ class Task(TaskSummary):
 
 # What a write of a task answers: where the task stands now, not every field again (get_task has them).
 class TaskState(TaskSummary):
-    task_id: str = Field(description="Same as key.")
+    task_id: str  # the key again: spec 001's name
     lease_expires_at: Maybe = None
     completed_at: Maybe = None
     review_notes: Maybe = None
@@ -113,7 +113,7 @@ class TaskState(TaskSummary):
 
 # A heartbeat's answer: just the lease, not the whole task again.
 class Lease(Out):
-    task_id: str = Field(description="Task key.")
+    task_id: str
     status: str
     assigned_to: Maybe = None
     lease_expires_at: Maybe = None
@@ -126,7 +126,7 @@ class NextTask(Out):
 
 class Page(Out):
     total: int | None = None
-    next_cursor: str | None = Field(None, description="Absent on the last page.")
+    next_cursor: str | None = None  # absent on the last page
 
 
 class TaskPage(Page):
@@ -136,7 +136,7 @@ class TaskPage(Page):
 class AddedTasks(Out):
     success: bool
     tasks_added: int
-    task_ids: list[str] = Field(description="Keys of the new tasks, in input order.")
+    task_ids: list[str]  # keys, in input order (add_task says so)
     ids: list[str] = []
 
 
@@ -181,7 +181,7 @@ class HandoffSummary(HandoffBase):
 
 # What a write returns: the handoff without its content (the caller already has it).
 class HandoffReceipt(HandoffBase):
-    public_url: str | None = Field(None, description="Serves the markdown without a key.")
+    public_url: str | None = None  # serves the markdown without a key (create_handoff says so)
 
 
 # A status move's answer: where the handoff stands now.

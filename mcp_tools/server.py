@@ -28,7 +28,8 @@ def build_server(
 ) -> MCPServer:
     """The server offering ``surface``; over HTTP a client's headers may narrow it (``gate``).
 
-    ``updates`` feeds ``subscriptions/listen`` (resource updates, stdio: ``updates.TrackerUpdates``);
+    ``updates`` feeds ``subscriptions/listen`` (resource updates; stdio: ``updates.TrackerUpdates``,
+    HTTP: ``updates.PerKeyBus``);
     without it the server does not offer listening. ``subscriptions`` serves ``resources/subscribe``
     (the older protocols' way; over stdio from the same bus, over HTTP from a bus per key).
     """

@@ -6,11 +6,11 @@ feeds itself from the tracker's own event stream (`GET /events`) while at least 
 listens, and stops following it when the last one ends. A task event names the task by UUID, so
 its key is looked up once (and remembered) to update `tracker://tasks/TASK-012` as well.
 
-`subscriptions/listen` over stdio only: the process has one key, so one tenant. Over streamable
-HTTP each client sends its own key and URIs like `tracker://tasks/TASK-001` exist in every tenant;
-a shared bus would tell one tenant of another's changes, so the HTTP bridge does not serve
-`subscriptions/listen`. It does serve `resources/subscribe` (protocols up to 2025-11-25, what most
-clients speak), over stdio and HTTP alike, with a bus per key (``ResourceSubscriptions``).
+Over stdio the process has one key, so one tenant, and one bus. Over streamable HTTP each client
+sends its own key and URIs like `tracker://tasks/TASK-001` exist in every tenant, so a shared bus
+would tell one tenant of another's changes: there each key has its own bus (``KeyBuses``), and
+both `subscriptions/listen` (``PerKeyBus``) and `resources/subscribe` (protocols up to 2025-11-25,
+what most clients speak: ``ResourceSubscriptions``) listen on the bus of the caller's key.
 """
 
 from __future__ import annotations
@@ -229,6 +229,24 @@ class _Subscriber:
         self._forget(self)
 
 
+class PerKeyBus:
+    """The bus the SDK's `subscriptions/listen` handler listens on over streamable HTTP: each listen
+    stream subscribes to the bus of its own request's key (``KeyBuses``), so it hears only its own
+    tenant's changes. The tracker's events reach each key's bus directly; an event the server itself
+    publishes (none today) would go to every bus that is listened to.
+    """
+
+    def __init__(self, buses: KeyBuses) -> None:
+        self._buses = buses
+
+    async def publish(self, event: ServerEvent) -> None:
+        for bus in self._buses.listening():
+            await bus.publish(event)
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        return self._buses().subscribe(listener)
+
+
 class KeyBuses:
     """Over streamable HTTP: one ``TrackerUpdates`` per key, made on its first subscription (it
     follows the tracker's ``/events`` only while someone listens)."""
@@ -247,3 +265,6 @@ class KeyBuses:
                 self._buses = {d: b for d, b in self._buses.items() if b.listening}
             bus = self._buses[digest] = TrackerUpdates(replace(self._config, api_key=key))
         return bus
+
+    def listening(self) -> list[TrackerUpdates]:
+        return [bus for bus in self._buses.values() if bus.listening]

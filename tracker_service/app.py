@@ -13,6 +13,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import text
 
 from tracker_service import __version__
+from tracker_service.backup.store import backup_target
+from tracker_service.backup.syncer import BackupSyncer, backup_status
 from tracker_service.board.routes import BOARD_HANDLERS
 from tracker_service.db.engine import create_engine
 from tracker_service.domain.conversations.controller import ConversationController
@@ -52,7 +54,15 @@ async def health(request: Request) -> dict[str, str]:
     except Exception as exc:  # any failure to reach the database means unhealthy
         raise DatabaseUnavailable(f"the database is unreachable: {type(exc).__name__}") from exc
     # timestamp: spec 004's health answer has one (the tracker's clock, UTC).
-    return {"status": "ok", "database": "ok", "version": __version__, "timestamp": datetime.now(UTC).isoformat()}
+    answer = {"status": "ok", "database": "ok", "version": __version__, "timestamp": datetime.now(UTC).isoformat()}
+    settings: Settings = request.app.state.settings
+    if settings.backup_url:
+        # Reported, not a failure of the tracker: writes go on while the store is away.
+        async with request.app.state.engine.connect() as conn:
+            status = await backup_status(conn, backup_target(settings.backup_url), settings.backup_lag_seconds)
+        answer["backup"] = status.state
+        answer["backup_lag_seconds"] = f"{status.lag_seconds:.3f}"
+    return answer
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -63,6 +73,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     keys = PrincipalCache(ttl=settings.auth_cache_seconds)
     hub = EventHub(settings.database_url, keys, on_lost=engine.dispose)
     sweeper = Sweeper(engine, hub, settings.sweep_interval_seconds)
+    background: list[Sweeper | BackupSyncer] = [sweeper]
+    if settings.backup_url:
+        background.append(_backup_syncer(settings, hub))
     extra_handlers: list = []
     if settings.metrics:
         from tracker_service.metrics import metrics
@@ -115,8 +128,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "oauth_provider": oauth,
             }
         ),
-        on_startup=[document_api, hub.start, sweeper.start],
-        on_shutdown=[sweeper.stop, hub.stop, engine.dispose],
+        on_startup=[document_api, hub.start, *(b.start for b in background)],
+        on_shutdown=[*(b.stop for b in background), hub.stop, engine.dispose],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Agent Tracker",
@@ -133,6 +146,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}, {"apiKey": []}],
         ),
     )
+
+
+def _backup_syncer(settings: Settings, hub: EventHub) -> BackupSyncer:
+    from tracker_service.backup.store import BackupStore
+
+    store = BackupStore(settings.backup_url or "", settings.backup_endpoint_url)
+    assert settings.database_url is not None
+    return BackupSyncer(settings.database_url, store, hub, lag_threshold=settings.backup_lag_seconds)
 
 
 def create_app_from_env() -> Litestar:

@@ -122,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
     imp.set_defaults(func=cmd_import)
 
+    restore = add_parser(sub, "restore", help="rebuild tenants from a backup location into an empty database")
+    restore.add_argument("--from", dest="url", required=True, help="file:///path, s3://bucket/prefix or gs://...")
+    restore.add_argument("--tenant", help="the tenant to restore (default: every tenant in the backup)")
+    restore.add_argument(
+        "--endpoint-url", help="an S3-compatible store's endpoint (default TRACKER_BACKUP_ENDPOINT_URL)"
+    )
+    restore.set_defaults(func=cmd_restore)
+
     keys = add_parser(sub, "keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = add_parser(keys, "create", help="create a key and print it once")
     create.add_argument("--name", required=True)
@@ -434,6 +442,25 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     except TrackerError as exc:
         raise CliError(f"{args.file}: {exc.detail}; nothing was imported") from None
     print(json.dumps(report, indent=2) if args.json else _readable(report))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker_service.backup.restore import backed_up_tenants, restore_tenant
+    from tracker_service.backup.store import BackupStore
+    from tracker_service.errors import TrackerError
+
+    try:
+        store = BackupStore(args.url, args.endpoint_url or settings.backup_endpoint_url)
+        tenants = [args.tenant] if args.tenant else backed_up_tenants(store)
+        if not tenants:
+            raise CliError(f"the backup at {args.url} holds no tenant")
+        with _database(database_url(settings), settings, migrate=True) as engine, engine.begin() as conn:
+            reports = {tenant: restore_tenant(conn, store, tenant).as_dict() for tenant in tenants}
+    except TrackerError as exc:
+        raise CliError(f"restore from {args.url}: {exc.detail}; nothing was restored") from None
+    for tenant, report in reports.items():
+        print(f"tenant {tenant}: {_readable(report)}")
     return 0
 
 

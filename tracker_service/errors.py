@@ -111,3 +111,9 @@ class Timeout(TrackerError):
 
 class DatabaseUnavailable(TrackerError):
     status, code, title = 503, "DATABASE_UNAVAILABLE", "Database unavailable"
+
+
+class BackupUnavailable(TrackerError):
+    """The backup store could not be reached or refused a write (the syncer retries; restore stops)."""
+
+    status, code, title = 503, "BACKUP_UNAVAILABLE", "Backup store unavailable"

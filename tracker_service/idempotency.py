@@ -4,6 +4,11 @@ The key is recorded in the request's own transaction, with the answer stored bef
 the work and its record commit together or not at all, and a concurrent repeat blocks on the
 record's primary key until the first finishes, then replays its answer. Used by the request
 middleware (web.middleware) and by routes that manage their own transactions (delegation).
+
+A route whose write is one statement can record the key in that statement instead
+(``KeyedRequest``, ``key_record``; opt AUTOCOMMIT_WITH_KEY_RECORD): one round trip instead of five
+(BEGIN, key, work, answer, COMMIT). Its record holds what the answer is made from, and a repeat,
+whose statement fails on the taken key and so does nothing, makes the same answer from it.
 """
 
 from __future__ import annotations
@@ -12,15 +17,33 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from litestar.types import Message, Scope, Send
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    LargeBinary,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import idempotency_records
 from tracker_service.domain.keys.service import Principal
 from tracker_service.errors import Conflict, IdempotencyKeyReused, InvalidRequest
+
+# Marks an answer given again from a key's record rather than by doing the work.
+REPLAYED = {"idempotent-replayed": "true"}
 
 
 @dataclass
@@ -76,22 +99,72 @@ _STORE = HotStatement(
 )
 
 
+def check_key(key: str) -> None:
+    if not key or len(key) > 255:
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+
+
 async def claim_idempotency_key(
     conn: AsyncConnection, principal: Principal, key: str, request_hash: str
 ) -> CapturedResponse | None:
     """Record the key in this transaction; return the stored response if it was used before."""
-    if not key or len(key) > 255:
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+    check_key(key)
     if await _CLAIM_KEY.first(conn, {"b_tenant": principal.tenant, "b_key": key, "b_hash": request_hash}):
         return None
-    row = await _STORED.first(conn, {"b_tenant": principal.tenant, "b_key": key})
+    return _stored_response(await _stored_record(conn, principal.tenant, key, request_hash))
+
+
+async def _stored_record(conn: AsyncConnection, tenant: str, key: str, request_hash: str) -> dict[str, Any]:
+    """The key's record, once it is known to be taken; refused if it was taken by another request."""
+    row = await _STORED.first(conn, {"b_tenant": tenant, "b_key": key})
     if row is None:  # swept away (records live 24 h) between the two statements
         raise Conflict(f"Idempotency-Key {key!r} expired just now; retry the request with a new key")
     if row["request_hash"] != request_hash:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {key!r} was already used with a different request; use a new key for a new request"
         )
-    return _stored_response(row)
+    return row
+
+
+@dataclass(frozen=True)
+class KeyedRequest:
+    """A request whose route records its Idempotency-Key in its own statement (``key_record``)."""
+
+    key: str
+    request_hash: str
+
+    def params(self, tenant: str) -> dict[str, Any]:
+        return {"b_tenant": tenant, "b_key": self.key, "b_hash": self.request_hash}
+
+    async def recorded(self, conn: AsyncConnection, tenant: str) -> bytes:
+        """What the first request recorded, for its repeat to answer the same."""
+        return bytes((await _stored_record(conn, tenant, self.key, self.request_hash))["body"] or b"")
+
+
+def key_record(answer: ColumnElement[Any]) -> Insert:
+    """The key's record, written by the statement that does the work (as one of its CTEs).
+
+    ``answer`` (jsonb) is what the answer is made from. A taken key fails the whole statement with
+    a unique violation (``key_taken``), so a repeat does nothing again; a concurrent repeat waits
+    for the first statement's commit before it fails.
+    """
+    return insert(idempotency_records).from_select(
+        ["tenant", "key", "request_hash", "status_code", "content_type", "body"],
+        select(
+            bindparam("b_tenant"),
+            bindparam("b_key"),
+            bindparam("b_hash"),
+            literal(200),
+            literal("application/json"),
+            type_coerce(func.convert_to(cast(answer, Text), literal("UTF8")), LargeBinary),
+        ),
+    )
+
+
+def key_taken(exc: DBAPIError) -> bool:
+    """Whether a statement failed because its Idempotency-Key's record exists (``key_record``)."""
+    orig = exc.orig
+    return isinstance(orig, psycopg.errors.UniqueViolation) and orig.diag.table_name == "idempotency_records"
 
 
 def _stored_response(row: dict[str, Any]) -> CapturedResponse:
@@ -99,7 +172,7 @@ def _stored_response(row: dict[str, Any]) -> CapturedResponse:
     headers = [
         (b"content-type", (row["content_type"] or "application/json").encode("latin-1")),
         (b"content-length", str(len(body)).encode()),
-        (b"idempotent-replayed", b"true"),
+        *((name.encode(), value.encode()) for name, value in REPLAYED.items()),
     ]
     return CapturedResponse(
         messages=[

@@ -21,6 +21,15 @@ LATENCY = Histogram(
     ["method", "path"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# The backup syncer (tracker_service.backup): set in the process that syncs, and the lag in every one.
+BACKUP_LAG = Gauge("tracker_backup_lag_seconds", "Age of the oldest change not yet in the backup store (0: none)")
+BACKUP_FAILURES = Counter("tracker_backup_failures_total", "Backup passes that failed (store unreachable or refusing)")
+BACKUP_OBJECTS = Counter("tracker_backup_objects_total", "Objects written to or deleted from the backup store", ["op"])
+BACKUP_DELAY = Histogram(
+    "tracker_backup_delay_seconds",
+    "From an event's transaction to its objects being in the backup store",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 _PARAM_TYPE = re.compile(r":[a-z]+}")
 
 

@@ -30,9 +30,13 @@ if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger("tracker.notify")
+# Other processes' streams hear a write at most this much later (this process's at once).
+NOTIFY_PACE_SECONDS = 0.01
 CHANNEL = "tracker_events"
 KEYS_CHANNEL = "tracker_keys"
 EVERYONE = "*"  # payload for changes across tenants (the sweeper's)
+# Subscribe to it to be woken by a change of any tenant (the backup syncer follows every tenant).
+ALL_TENANTS = "**"
 
 
 class Subscription:
@@ -94,13 +98,19 @@ class EventHub:
             try:
                 if self._send_conn is None or self._send_conn.closed:
                     self._send_conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
-                await self._send_conn.execute(
-                    "SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t", (CHANNEL, tenants)
-                )
+                if len(tenants) == 1:  # the usual case; an array parameter costs more to send
+                    await self._send_conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, tenants[0]))
+                else:
+                    await self._send_conn.execute(
+                        "SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t", (CHANNEL, tenants)
+                    )
             except Exception as exc:  # waiters elsewhere re-read on their timeout; nothing is lost
                 log.warning("could not notify other tracker processes (%s)", exc)
                 await self._close_sender()
                 return
+            # Writes of the next few milliseconds go out together: under load this sent one
+            # NOTIFY per write, which every tracker process (this one too) then had to hear.
+            await asyncio.sleep(NOTIFY_PACE_SECONDS)
 
     async def _close_sender(self) -> None:
         conn, self._send_conn = self._send_conn, None
@@ -135,7 +145,7 @@ class EventHub:
                 del self._subscribers[tenant]
 
     def _wake(self, tenant: str) -> None:
-        for sub in self._subscribers.get(tenant, ()):
+        for sub in (*self._subscribers.get(tenant, ()), *self._subscribers.get(ALL_TENANTS, ())):
             sub.wake()
 
     def _wake_all(self, keys_changed: bool = False) -> None:

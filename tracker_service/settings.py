@@ -69,6 +69,13 @@ class Settings:
     # Accept clients identified by the URL of their metadata document (Claude Code's way); off for
     # a tracker that cannot reach the clients' sites: they then register (RFC 7591).
     oauth_client_documents: bool = True
+    # A copy of every change in an object store (tracker_service.backup): file:///path,
+    # s3://bucket/prefix or gs://bucket/prefix (pip install 'agent-tracker[backup]'); unset: off.
+    backup_url: str | None = None
+    # The S3 endpoint of an S3-compatible store other than AWS (MinIO, Ceph, R2...).
+    backup_endpoint_url: str | None = None
+    # /health says `backup: lagging` once the oldest change not yet copied is older than this.
+    backup_lag_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

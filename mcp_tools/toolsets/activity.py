@@ -56,8 +56,8 @@ def register(tools: Catalogue, client: TrackerClient) -> None:
         prompt: Annotated[str, Field(min_length=1, description="The work, self-contained.")],
         type: Literal["code", "general"] = "general",
         priority: Annotated[int, Field(ge=1, le=10, description="1 low to 10 urgent.")] = 5,
-        files: Annotated[list[str] | None, Field(description="Paths concerned.")] = None,
-        sync: Annotated[bool, Field(description="Wait for the result.")] = False,
+        files: list[str] | None = None,
+        sync: bool = False,
         options: Annotated[
             dict[str, Any] | None, Field(description="timeout (s, default 120), project, model.")
         ] = None,

@@ -13,6 +13,7 @@ explicit null and still refuse an empty string.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
@@ -57,6 +58,35 @@ def lean_schema(schema: Any) -> Any:
             out[key] = {name: lean_schema(sub) for name, sub in value.items()}
         else:
             out[key] = lean_schema(value)
+    return out
+
+
+def inline_single_refs(schema: Any) -> Any:
+    """The schema with each model used once written in place: ``$defs`` and a ``$ref`` cost about 40
+    characters more than the model itself. A model used twice (``Dependency``) stays shared.
+    """
+    if not schema or "$defs" not in schema:
+        return schema
+    text = json.dumps(schema)
+    defs: dict[str, Any] = schema["$defs"]
+    once = {name for name in defs if text.count(f'"#/$defs/{name}"') == 1}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref", "")
+        name = ref.removeprefix("#/$defs/")
+        if ref.startswith("#/$defs/") and name in once:
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return {**walk(defs[name]), **rest}
+        return {key: walk(value) for key, value in node.items() if key != "$defs"}
+
+    out: dict[str, Any] = walk(schema)
+    kept = {name: walk(model) for name, model in defs.items() if name not in once}
+    if kept:
+        out = {"$defs": kept, **out}
     return out
 
 
@@ -108,8 +138,8 @@ class Catalogue:
                 annotations=annotations,
                 structured_output=True,
             )
-            tool.parameters = lean_schema(tool.parameters)
-            tool.fn_metadata.output_schema = lean_schema(tool.fn_metadata.output_schema)
+            tool.parameters = inline_single_refs(lean_schema(tool.parameters))
+            tool.fn_metadata.output_schema = inline_single_refs(lean_schema(tool.fn_metadata.output_schema))
             self.entries.append(Entry(toolset, tool, twin is not None))
             return fn
 
@@ -200,12 +230,14 @@ Since = str | None
 
 Title = Annotated[str | None, Field(max_length=500)]
 Description = str | None  # markdown (guidance.CONVENTIONS)
-Assignee = Annotated[str | None, Field(description="Agent or person.")]
+Assignee = str | None  # an agent or a person (guidance.CONVENTIONS)
 Tags = Annotated[list[str] | None, Field(description="Replaces the list.")]
 Notes = str | None
 Inputs = Any
 Outputs = Any
 DueDate = str | None  # ISO 8601
-DependsOn = Annotated[list[str] | None, Field(description="Tasks to complete first.")]
-Parent = Annotated[str | None, Field(description="Parent task, same project.")]
-HandoffRef = Annotated[str | None, Field(description="Related handoff UUID.")]
+# Said once in the instructions (guidance.CONVENTIONS): keys of tasks to complete first; a task of
+# the same project.
+DependsOn = list[str] | None
+Parent = str | None
+HandoffRef = str | None  # a handoff's UUID: its name says so

@@ -27,7 +27,7 @@ def register(tools: Catalogue, client: TrackerClient) -> None:
         task: Annotated[str, Field(min_length=1, max_length=200, description="Topic slug.")],
         content: Annotated[str, Field(min_length=1)],
         direction: Annotated[Direction | None, Field(description="Or from_agent/to_agent.")] = None,
-        from_agent: Annotated[str | None, Field(description="Sender, e.g. cc.")] = None,
+        from_agent: str | None = None,
         to_agent: Annotated[str | None, Field(description="Recipient, e.g. claude_ai.")] = None,
         response_to: Annotated[str | None, Field(description="UUID of the handoff answered.")] = None,
         metadata: dict[str, Any] | None = None,

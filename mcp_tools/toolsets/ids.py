@@ -13,7 +13,7 @@ from ..models import Reservation
 from .common import CREATE, Catalogue, ProjectId
 
 TOOLSET = "ids"
-ArtifactType = Annotated[str, Field(min_length=1, description="Prefix: US, SPEC, TASK...")]
+ArtifactType = Annotated[str, Field(min_length=1)]  # the ID's prefix (guidance.CONVENTIONS)
 
 
 def register(tools: Catalogue, client: TrackerClient) -> None:

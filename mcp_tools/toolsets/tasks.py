@@ -66,7 +66,7 @@ class NewTask(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=compact_schema)
 
     project_id: ProjectId
-    task_id: str | None = Field(None, description="Key; default the next TASK-NNN.")
+    task_id: str | None = Field(None, description="Default: the next TASK-NNN.")
     title: Annotated[Title, Field(description="Default: description's line 1.")] = None
     description: Description = None
     priority: Priority | None = Field(None, description="Default medium.")
@@ -95,10 +95,10 @@ def _register_work(tools: Catalogue, client: TrackerClient) -> None:
     def get_next_task(
         project_id: ProjectId,
         status_filter: StatusFilter = "pending",
-        claim: Annotated[bool, Field(description="Take it, atomically.")] = False,
-        agent: Annotated[str | None, Field(description="You; with claim.")] = None,
+        claim: bool = False,
+        agent: str | None = None,
     ) -> NextTask:
-        """The highest-priority ready task of a project; claim=true makes it yours (in_progress)."""
+        """The highest-priority ready task of a project; claim=true takes it for agent, atomically."""
         if not claim:
             return client.next_task(project_id, status_filter, agent)
         if not agent:
@@ -114,22 +114,22 @@ def _register_work(tools: Catalogue, client: TrackerClient) -> None:
     def update_task_status(
         task_id: TaskRef,
         status: Annotated[TaskStatus, Field(description="done = completed.")],
-        completion_notes: Annotated[str | None, Field(description="What was done, or why it failed.")] = None,
+        completion_notes: str | None = None,
         result: Any = None,
-        agent: Annotated[str | None, Field(description="You; refused if another agent holds it.")] = None,
-        review_notes: Annotated[str | None, Field(description="A reviewer's verdict.")] = None,
+        agent: str | None = None,
+        review_notes: str | None = None,
     ) -> TaskState:
-        """Move a task's status. With requires_review, done goes in_review until another agent sets
-        completed or in_progress, with review_notes."""
+        """Move a task's status. One that requires review goes in_review on done, until another agent
+        sets completed or in_progress with review_notes, the verdict."""
         return TaskState.of(client.set_status(task_id, status, completion_notes, result, None, agent, review_notes))
 
     @tools.tool(TOOLSET, UPDATE)
     def heartbeat_task(
         task_id: TaskRef,
-        agent: Annotated[str, Field(min_length=1, description="You, holding the task.")],
-        lease_seconds: Annotated[int | None, Field(ge=10, le=86_400, description="Default ~900.")] = None,
+        agent: Annotated[str, Field(min_length=1)],
+        lease_seconds: Annotated[int | None, Field(ge=10, le=86_400)] = None,
     ) -> Lease:
-        """Extend your lease on a claimed task (a lapsed one requeues it); fails if you no longer hold it."""
+        """Extend your lease on a task you hold; a lapsed lease requeues the task."""
         return client.heartbeat(task_id, agent, lease_seconds, None)
 
 

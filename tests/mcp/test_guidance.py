@@ -12,7 +12,7 @@ from mcp import Client
 
 from mcp_tools.client import TrackerClient
 from mcp_tools.config import TOOLSETS, Config, Surface
-from mcp_tools.guidance import INSTRUCTIONS_LIMIT
+from mcp_tools.guidance import CONVENTIONS, INSTRUCTIONS_LIMIT
 from mcp_tools.server import build_server, catalogue
 
 from .bridge_support import API_KEY
@@ -30,16 +30,24 @@ SURFACES = [
 def session(surface: Surface) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
         async with Client(build_server(TrackerClient(Config(api_key=API_KEY)), surface)) as mcp:
-            tools = {t.name for t in (await mcp.list_tools()).tools}
+            listed = (await mcp.list_tools()).tools
+            tools = {t.name for t in listed}
+            params = {name for t in listed for name, prop in parameters(t.input_schema) if "description" not in prop}
             prompts = {p.name: p for p in (await mcp.list_prompts()).prompts}
             texts = {}
             for name, prompt in prompts.items():
                 args = {a.name: f"<{a.name}>" for a in prompt.arguments or []}
                 result = await mcp.get_prompt(name, args)
                 texts[name] = " ".join(m.content.text for m in result.messages if m.content.type == "text")
-            return {"instructions": mcp.instructions, "tools": tools, "prompts": texts}
+            return {"instructions": mcp.instructions, "tools": tools, "prompts": texts, "undescribed": params}
 
     return anyio.run(go)
+
+
+def parameters(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every parameter of an input schema, those of the models it nests ($defs) too."""
+    models = [schema, *schema.get("$defs", {}).values()]
+    return [(name, prop) for model in models for name, prop in model.get("properties", {}).items()]
 
 
 def named_tools(text: str) -> set[str]:
@@ -58,6 +66,9 @@ def test_instructions_and_prompts_fit_and_name_only_offered_tools(surface: Surfa
         assert "claim=true" not in text and "update_task_status" not in text
     for name, prompt in seen["prompts"].items():
         assert named_tools(prompt) <= seen["tools"], (name, named_tools(prompt) - seen["tools"])
+    # A parameter left undescribed because the instructions explain it: they must, on this surface.
+    for name in seen["undescribed"] & set(CONVENTIONS):
+        assert CONVENTIONS[name] in text, f"the instructions no longer explain {name}: {CONVENTIONS[name]!r}"
 
 
 def test_the_full_surface_teaches_the_whole_workflow_and_offers_three_prompts() -> None:

@@ -129,7 +129,8 @@ def test_resources_subscribe_of_the_older_protocols(tracker_url, api_key, projec
 
 
 def test_over_http_each_session_hears_only_its_own_tenant(tracker_url, make_key, tmp_path, project):
-    """Two tenants through one HTTP bridge subscribe to the same URI; a change in one reaches only it."""
+    """Two tenants through one HTTP bridge watch the same URI, each with resources/subscribe (older
+    protocols) and with subscriptions/listen (2026-07-28); a change in one tenant reaches only its own."""
     keys = {name: make_key("write", tenant_name=f"t-{uuid.uuid4().hex[:12]}") for name in ("a", "b")}
     tasks = {}
     for name, key in keys.items():
@@ -138,21 +139,39 @@ def test_over_http_each_session_hears_only_its_own_tenant(tracker_url, make_key,
     uri = "tracker://tasks/W-1"
 
     async def both(url: str) -> dict[str, list[str]]:
-        heard: dict[str, list[str]] = {"a": [], "b": []}
+        heard: dict[str, list[str]] = {f"{name}-{way}": [] for name in keys for way in ("subscribe", "listen")}
         async with AsyncExitStack() as stack:
+            subscriptions = {}
             for name, key in keys.items():
-                http = await stack.enter_async_context(httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}))
-                mcp = await stack.enter_async_context(
+
+                async def http(key: str = key) -> httpx2.AsyncClient:
+                    headers = {"Authorization": f"Bearer {key}"}
+                    return await stack.enter_async_context(httpx2.AsyncClient(headers=headers))
+
+                legacy = await stack.enter_async_context(
                     Client(
-                        streamable_http_client(f"{url}/mcp", http_client=http),
+                        streamable_http_client(f"{url}/mcp", http_client=await http()),
                         mode="legacy",
-                        message_handler=_updated_uris(heard[name]),
+                        message_handler=_updated_uris(heard[f"{name}-subscribe"]),
                     )
                 )
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", MCPDeprecationWarning)
-                    await mcp.subscribe_resource(uri)
-            await anyio.sleep(0.5)
+                    await legacy.subscribe_resource(uri)
+                modern = await stack.enter_async_context(
+                    Client(streamable_http_client(f"{url}/mcp", http_client=await http()))
+                )
+                subscriptions[name] = await stack.enter_async_context(modern.listen(resource_subscriptions=[uri]))
+
+            async def collect(subscription: Any, into: list[str]) -> None:
+                async for event in subscription:
+                    into.append(str(event.uri))
+
+            # Entered after the clients, so cancelling it ends the collectors and not the sessions.
+            listeners = await stack.enter_async_context(anyio.create_task_group())
+            for name, subscription in subscriptions.items():
+                listeners.start_soon(collect, subscription, heard[f"{name}-listen"])
+            await anyio.sleep(0.5)  # each key's bus starts following /events on its first listener
 
             def change() -> None:
                 with client_for(tracker_url, keys["a"]) as api:
@@ -160,11 +179,12 @@ def test_over_http_each_session_hears_only_its_own_tenant(tracker_url, make_key,
 
             await anyio.to_thread.run_sync(change)
             with anyio.fail_after(10):
-                while not heard["a"]:
+                while not (heard["a-subscribe"] and heard["a-listen"]):
                     await anyio.sleep(0.05)
-            await anyio.sleep(1)
+            await anyio.sleep(1)  # room for a wrong delivery to the other tenant
+            listeners.cancel_scope.cancel()
         return heard
 
     with http_bridge(tracker_url, tmp_path) as url:
         heard = anyio.run(both, url)
-    assert heard == {"a": [uri], "b": []}
+    assert heard == {"a-subscribe": [uri], "a-listen": [uri], "b-subscribe": [], "b-listen": []}

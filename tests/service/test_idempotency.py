@@ -80,9 +80,35 @@ def test_concurrent_repeats_create_one_task(tracker_url, api_key, project):
         assert ok(c.get("/tasks", params={"project": project}))["total"] == 1
 
 
+def test_concurrent_repeats_of_a_claim_take_one_task(tracker_url, api_key, project):
+    """The claim records its key in its own statement (autocommit): 16 racing repeats of one claim
+    take one task and all answer it, while another key's claim takes the next."""
+    with client_for(tracker_url, api_key) as c:
+        for i in range(3):
+            ok(c.post("/tasks", json={"project": project, "title": f"t{i}"}), 201)
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"project": project, "agent": "racer"}
+
+    def send(_: int) -> tuple[int, bytes]:
+        with client_for(tracker_url, api_key) as c:
+            resp = c.post("/tasks/next", json=body, headers=headers)
+            return resp.status_code, resp.content
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(send, range(16)))
+    assert {status for status, _ in results} == {200}
+    assert len({content for _, content in results}) == 1, "every repeat answers the first claim, byte for byte"
+    with client_for(tracker_url, api_key) as c:
+        held = ok(c.get("/tasks", params={"project": project, "status": "in_progress"}))
+        assert held["total"] == 1
+        assert ok(c.post("/tasks/next", json=body))["task"]["id"] != held["tasks"][0]["id"]
+
+
 def test_overlong_key_is_400(api, project):
     problem(
         api.post("/tasks", json={"project": project, "title": "x"}, headers={"Idempotency-Key": "k" * 300}),
         400,
         "INVALID_REQUEST",
     )
+    long_key = {"Idempotency-Key": "k" * 300}  # the claim checks its key the same way
+    problem(api.post("/tasks/next", json={"project": project, "agent": "a"}, headers=long_key), 400, "INVALID_REQUEST")

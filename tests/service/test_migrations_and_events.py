@@ -36,6 +36,7 @@ TABLES = {
     "alembic_version",
     "task_totals",
     "project_settings",
+    "backup_cursor",
 }
 
 
@@ -65,7 +66,7 @@ def test_migrations_apply_to_an_empty_database_and_roll_back(pg_url):
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         migrate(url)
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0013"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0014"
         # 0006 starts its task totals from the tasks already there; TRUNCATE empties them.
         command.downgrade(alembic_config(url), "0005")
         with engine.begin() as conn:

@@ -85,19 +85,56 @@ def test_every_single_statement_route_writes_with_one_statement(app_client, stat
         assert list(logged)[-3:] == ["task.claimed", "task.claimed", "id.allocated"]
 
 
-def test_claim_with_idempotency_key_runs_in_a_transaction_and_replays(app_client, make_key):
+def test_a_claim_with_an_idempotency_key_is_one_statement_in_autocommit_and_replays(
+    app_client, statements, make_key, monkeypatch, db, tenant
+):
+    """The bridge sends a key with every claim: the claim, its log row and the key's record are one
+    statement in autocommit (one round trip, no BEGIN/COMMIT); a repeat answers the same bytes,
+    even after the task moved on, and claims nothing."""
     key = make_key("write")
     project = f"single-{uuid.uuid4().hex[:8]}"
     headers = {"Authorization": f"Bearer {key}"}
     for i in range(2):
         ok(app_client.post("/tasks", json={"project": project, "title": f"t{i}"}, headers=headers), 201)
+    autocommit: list[bool] = []
+    counted = hot.HotStatement.first
+
+    async def first_in_autocommit(self, conn, params):  # type: ignore[no-untyped-def]
+        autocommit.append((await conn.get_raw_connection()).driver_connection.autocommit)
+        return await counted(self, conn, params)
+
+    monkeypatch.setattr(hot.HotStatement, "first", first_in_autocommit)
     once = {**headers, "Idempotency-Key": str(uuid.uuid4())}
-    first = ok(app_client.post("/tasks/next", json={"project": project, "agent": "a"}, headers=once))
+    statements.clear()
+    first = app_client.post("/tasks/next", json={"project": project, "agent": "a"}, headers=once)
+    assert first.status_code == 200, first.text
+    work = [s for s in statements if "api_keys" not in s]
+    assert len(work) == 1 and "idempotency_records" in work[0], work
+    assert autocommit == [True]
+    claimed = first.json()["task"]
+    ok(app_client.put(f"/tasks/{claimed['id']}/status", json={"status": "completed", "agent": "a"}, headers=headers))
     again = app_client.post("/tasks/next", json={"project": project, "agent": "a"}, headers=once)
-    assert again.headers["idempotent-replayed"] == "true"
-    assert again.json() == first
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content, "the repeat answers what the first request answered, byte for byte"
+    reused = app_client.post("/tasks/next", json={"project": project, "agent": "b"}, headers=once)
+    assert reused.status_code == 422, reused.text
     other = ok(app_client.post("/tasks/next", json={"project": project, "agent": "a"}, headers=headers))
-    assert other["task"]["id"] != first["task"]["id"]
+    assert other["task"]["id"] != claimed["id"]
+    with db.connect() as conn:
+        claims = conn.execute(
+            text("SELECT count(*) FROM events WHERE tenant = :t AND project = :p AND type = 'task.claimed'"),
+            {"t": tenant, "p": project},
+        ).scalar()
+    assert claims == 2, "the repeat and the refused reuse claimed nothing"
+
+
+def test_an_empty_claim_with_a_key_is_recorded_too(app_client, make_key):
+    headers = {"Authorization": f"Bearer {make_key('write')}", "Idempotency-Key": str(uuid.uuid4())}
+    body = {"project": f"empty-{uuid.uuid4().hex[:8]}", "agent": "a"}
+    first = ok(app_client.post("/tasks/next", json=body, headers=headers))
+    assert first["task"] is None and first["hint"]
+    again = app_client.post("/tasks/next", json=body, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == first
 
 
 def test_key_cache_serves_repeat_requests_without_a_lookup(app_client, statements, make_key):

@@ -279,6 +279,22 @@ events = Table(
     Index("events_stream", "tenant", "txid", "id"),
     # A task's (or handoff's) own history, on its board page.
     Index("events_entity", "tenant", "entity_id", text("id DESC"), postgresql_where=text("entity_id IS NOT NULL")),
+    # The backup syncer reads every tenant's events in commit order (migration 0014).
+    Index("events_backup", "txid", "id"),
+)
+
+# How far the activity log has been copied to the backup store (migration 0014, tracker_service.backup).
+backup_cursor = Table(
+    "backup_cursor",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("txid", Xid8(), nullable=False, server_default=text("'0'")),
+    Column("event_id", BigInteger, nullable=False, server_default=text("0")),
+    Column("synced_at", DateTime(timezone=True)),
+    Column("failures", BigInteger, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    Column("last_error_at", DateTime(timezone=True)),
+    _ts("updated_at"),
 )
 
 # Seed 003's chat turns (migration 0012): messages numbered by the database, in order.

@@ -22,7 +22,7 @@ _PROJECT: TypeAdapter[str] = TypeAdapter(ProjectName)
 
 def provide_tasks(request: Request) -> TaskService:
     state = request.scope["state"]  # set by RequestContext
-    return TaskService(state["conn"], state["principal"], request.app.state.settings)
+    return TaskService(state["conn"], state["principal"], request.app.state.settings, state.get("keyed_request"))
 
 
 def provide_handoffs(request: Request) -> HandoffService:

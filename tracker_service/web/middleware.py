@@ -10,10 +10,13 @@ A route whose whole write is one SQL statement says so (`opt=AUTOCOMMIT`, web.pa
 without an Idempotency-Key its request runs in autocommit: the statement commits by itself
 before the response is built, with no BEGIN/COMMIT round trips and row locks held only for
 the statement (tests/service/test_single_statement.py keeps those routes at one statement).
+A route whose statement also records the Idempotency-Key (`opt=AUTOCOMMIT_WITH_KEY_RECORD`: the
+claim) runs in autocommit with a key too; the key goes to it as `keyed_request`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -37,11 +40,18 @@ from tracker_service.errors import (
     TrackerError,
     Unauthorized,
 )
-from tracker_service.idempotency import CapturedResponse, claim_idempotency_key, request_hash, store_response
+from tracker_service.idempotency import (
+    CapturedResponse,
+    KeyedRequest,
+    check_key,
+    claim_idempotency_key,
+    request_hash,
+    store_response,
+)
 from tracker_service.notify import EventHub
 from tracker_service.settings import Settings
 from tracker_service.web.body import parse_json_body
-from tracker_service.web.params import AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY
+from tracker_service.web.params import AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, KEY_RECORDED_IN_STATEMENT
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENT_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -181,6 +191,10 @@ class RequestContext(ASGIMiddleware):
         self.limiter = limiter
         self.hub = hub
         self.failed_auth = failed_auth  # per client address (app.py)
+        # Requests queue for the pool here, first come first served. SQLAlchemy's async pool
+        # hands a returned connection to whichever request asks next, so under load a request
+        # that had been waiting could lose it again and again: at 32 clients p50 28 ms, p99 0.8 s.
+        self.connections = asyncio.Semaphore(settings.pool_size)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = Headers.from_scope(scope)
@@ -196,19 +210,23 @@ class RequestContext(ASGIMiddleware):
         if opt.get("own_connection"):
             # Long-lived routes (SSE, waiting for a result) must not hold a pooled connection:
             # check the key, give it back, and let the handler open short ones itself.
-            async with self.engine.connect() as conn:
+            async with self.connections, self.engine.connect() as conn:
                 principal = await self._authorize(conn, credential, needed, scope, headers)
             scope.setdefault("state", {})["principal"] = principal
             # Such handlers commit, and notify, themselves.
             await next_app(scope, _replaying_receive(body) if writes else receive, send)
             return
         idem_key = headers.get("idempotency-key") if method in IDEMPOTENT_METHODS else None
-        async with self.engine.connect() as conn:
+        state = scope.setdefault("state", {})
+        if idem_key is not None and opt.get(KEY_RECORDED_IN_STATEMENT, False):
+            check_key(idem_key)
+            state["keyed_request"] = KeyedRequest(idem_key, request_hash(scope, body))
+            idem_key = None  # the route's statement records it
+        async with self.connections, self.engine.connect() as conn:
             autocommit = writes and idem_key is None and opt.get(AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, False)
             if autocommit:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             principal = await self._authorize(conn, credential, needed, scope, headers)
-            state = scope.setdefault("state", {})
             state["conn"] = conn
             state["principal"] = principal
             state["autocommit"] = autocommit

@@ -78,3 +78,8 @@ def alternatives(*names: str) -> dict[str, tuple[str, ...]]:
 # every such route to one statement.
 AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY = "autocommit_without_idempotency_key"
 AUTOCOMMIT = {AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY: True}
+# AUTOCOMMIT_WITH_KEY_RECORD: the route's one statement also writes the Idempotency-Key's record
+# (idempotency.KeyedRequest), so even with a key it runs in autocommit: one round trip, the work
+# and its record committed together; a repeat finds the record taken and answers from it.
+KEY_RECORDED_IN_STATEMENT = "key_recorded_in_statement"
+AUTOCOMMIT_WITH_KEY_RECORD = {AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY: True, KEY_RECORDED_IN_STATEMENT: True}

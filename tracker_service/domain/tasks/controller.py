@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, QueryParameter
 
@@ -22,9 +22,10 @@ from tracker_service.domain.tasks.schemas import (
 from tracker_service.domain.tasks.service import TaskService
 from tracker_service.domain.tasks.states import PRIORITIES, STATUSES
 from tracker_service.errors import InvalidRequest
+from tracker_service.idempotency import REPLAYED
 from tracker_service.web.deps import one_of, page_limit, provide_tasks
 from tracker_service.web.params import (
-    AUTOCOMMIT,
+    AUTOCOMMIT_WITH_KEY_RECORD,
     NO_NUL_PATTERN,
     Limit,
     Offset,
@@ -112,11 +113,14 @@ class TaskController(Controller):
         statuses = one_of("status", status, STATUSES, DONE) or ["pending"]
         return await task_service.peek_next(_required(project or project_id), statuses[0], agent)
 
-    # One statement: runs in autocommit when the request has no Idempotency-Key (web.params).
-    @post("/next", status_code=200, opt=AUTOCOMMIT)
-    async def claim_next_task(self, task_service: NamedDependency[TaskService], data: JSONBody[ClaimIn]) -> NextTaskOut:
+    # One statement, in autocommit, with its Idempotency-Key's record when there is one (web.params).
+    @post("/next", status_code=200, opt=AUTOCOMMIT_WITH_KEY_RECORD)
+    async def claim_next_task(
+        self, task_service: NamedDependency[TaskService], data: JSONBody[ClaimIn]
+    ) -> Response[NextTaskOut]:
         """Atomically take the next ready task for an agent (in_progress, leased); null when none is left."""
-        return await task_service.claim_next(data)
+        claimed = await task_service.claim_next(data)
+        return Response(claimed.answer, status_code=200, headers=REPLAYED if claimed.replayed else None)
 
     @get("/{ref:str}")
     async def get_task(

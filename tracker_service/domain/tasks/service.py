@@ -6,18 +6,21 @@ refusals are turned into errors here), the claim in claim, parents and children 
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import task_totals, tasks
 from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks import hierarchy
 from tracker_service.domain.tasks.change import Change, Outcome, apply
-from tracker_service.domain.tasks.claim import CLAIM
+from tracker_service.domain.tasks.claim import CLAIM, CLAIM_RECORDED
 from tracker_service.domain.tasks.create import Creator, check_handoff
 from tracker_service.domain.tasks.dependencies import lock_edits, set_dependencies
 from tracker_service.domain.tasks.queries import (
@@ -53,6 +56,7 @@ from tracker_service.errors import (
     TaskNotFound,
     TrackerError,
 )
+from tracker_service.idempotency import KeyedRequest, key_taken
 from tracker_service.metrics import CLAIMS
 from tracker_service.settings import Settings
 
@@ -70,17 +74,28 @@ _DELETE_TREE = text(
         DELETE FROM tasks WHERE tenant = :tenant AND id IN (SELECT id FROM down)
         RETURNING id, key, project, title, parent_id
     )
-    INSERT INTO events (tenant, project, type, entity_id, actor, summary)
-    SELECT :tenant, project, 'task.deleted', id::text, :actor, left('Task deleted: ' || key || ' ' || title, 300)
+    INSERT INTO events (tenant, project, type, entity_id, actor, summary, data)
+    SELECT :tenant, project, 'task.deleted', id::text, :actor, left('Task deleted: ' || key || ' ' || title, 300),
+           -- the backup deletes the task's object by key (tracker_service.backup)
+           jsonb_build_object('key', key)
     FROM gone
     RETURNING entity_id, (SELECT parent_id FROM gone WHERE id = CAST(:id AS uuid)) AS parent_id
     """
 )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    answer: NextTaskOut
+    replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
+
+
 class TaskService:
-    def __init__(self, conn: AsyncConnection, principal: Principal, settings: Settings) -> None:
+    def __init__(
+        self, conn: AsyncConnection, principal: Principal, settings: Settings, keyed: KeyedRequest | None = None
+    ) -> None:
         self.conn = conn
+        self.keyed = keyed  # an Idempotency-Key the claim records in its own statement
         self.principal = principal
         self.settings = settings
         self.tenant = principal.tenant
@@ -172,13 +187,28 @@ class TaskService:
             success=True, tasks_added=len(created), task_ids=[k for _, k in created], ids=[i for i, _ in created]
         )
 
-    async def claim_next(self, data: ClaimIn) -> NextTaskOut:
+    async def claim_next(self, data: ClaimIn) -> Claimed:
         lease = timedelta(seconds=data.lease_seconds) if data.lease_seconds else self.lease
         params = {"b_tenant": self.tenant, "b_project": data.project, "b_agent": data.agent, "b_lease": lease}
         if data.type is not None:
             params["b_type"] = data.type
-        row = await CLAIM[data.type is not None].first(self.conn, params)
+        typed = data.type is not None
+        if self.keyed is None:
+            row = await CLAIM[typed].first(self.conn, params)
+        else:
+            try:
+                row = await CLAIM_RECORDED[typed].first(self.conn, {**params, **self.keyed.params(self.tenant)})
+            except DBAPIError as exc:
+                if not key_taken(exc):
+                    raise
+                first = json.loads(await self.keyed.recorded(self.conn, self.tenant))
+                return Claimed(await self._claim_answer(data, first.get("task")), replayed=True)
         CLAIMS.labels("claimed" if row else "empty").inc()
+        return Claimed(await self._claim_answer(data, row))
+
+    async def _claim_answer(self, data: ClaimIn, row: dict[str, Any] | None) -> NextTaskOut:
+        """The answer to a claim, from the claimed row as the statement returned it or as its key's
+        record keeps it (the same fields, as JSON): the two render alike."""
         if row is None:
             return NextTaskOut(task=None, hint=await self._nothing_ready(data.project, "pending"))
         return NextTaskOut(task=TaskOut.from_mapping(row))
