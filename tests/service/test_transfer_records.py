@@ -109,3 +109,9 @@ def test_lines_that_are_not_objects_are_refused():
     for line in ("[1]", "{", '{"a": NaN}'):
         with pytest.raises(RecordError):
             loads(line)
+
+
+def test_a_record_stays_on_one_line_however_lines_are_split():
+    record = record_of("task", task_row(title="a\u2028b\x85c\u2029d\re"))
+    line = dumps(record)
+    assert len(line.splitlines()) == 1 and loads(line)["title"] == "a\u2028b\x85c\u2029d\re"

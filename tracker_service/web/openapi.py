@@ -44,6 +44,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                     "field": {"type": "string"},
                     "message": {"type": "string"},
                     "source": {"type": ["string", "null"]},
+                    "line": {"type": "integer", "description": "POST /import: the line (or record) at fault"},
                 },
             },
         },

@@ -22,8 +22,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+import psycopg.sql
+from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Table, any_, bindparam, insert, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from tracker_service.db import models as m
 from tracker_service.domain.ids.service import TASK_KEY, TENANT_SCOPE, format_id
@@ -138,9 +141,10 @@ def _refuse_repeats(rows: list[Row]) -> None:
 
 def _at(number: int, exc: RecordError) -> InvalidRequest:
     where = f"line {number}" + (f", field {exc.field}" if exc.field else "")
-    return InvalidRequest(
-        f"{where}: {exc.detail}", errors=[{"line": number, "field": exc.field, "message": exc.detail}]
-    )
+    error: dict[str, Any] = {"line": number, "message": exc.detail}
+    if exc.field:
+        error["field"] = exc.field
+    return InvalidRequest(f"{where}: {exc.detail}", errors=[error])
 
 
 class _Merge:
@@ -171,6 +175,12 @@ class _Merge:
                 _refuse_cycles(fresh)
             self._insert(kind, fresh)
         self._move_task_counters()
+        # After a bulk load the planner still sees the old row counts until autovacuum's next
+        # pass: measured, an export right after importing 100k tasks chose nested loops and ran
+        # for minutes. ANALYZE (allowed in a transaction) gives it the new ones now.
+        for kind in () if self.report.dry_run else KINDS:  # (ANALYZE writes row counts in place)
+            if self.report.created[kind] >= _ANALYZE_FROM:
+                self.conn.execute(text(f"ANALYZE {TABLES[kind].name}"))
 
     # ids: a stored row of the same tenant is the same row; an id held elsewhere gets a new one.
     def _resolve_ids(self, kind: str, rows: list[Row]) -> None:
@@ -331,12 +341,29 @@ class _Merge:
         groups: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             groups[frozenset(row.values)].append(row.values)
-        if len(groups) == 1:
-            self.conn.execute(insert(rows[0].table), [r.values for r in rows])
-        else:
+        if len(groups) > 1:
             for row in rows:  # order matters (parents first): one by one
                 self.conn.execute(insert(row.table), [row.values])
+        elif len(rows) < _COPY_FROM or not self._copy(rows[0].table, [r.values for r in rows]):
+            self.conn.execute(insert(rows[0].table), [r.values for r in rows])
         self.report.created[kind] += len(rows)
+
+    def _copy(self, table: Table, rows: list[dict[str, Any]]) -> bool:
+        """COPY the rows (same columns, in order) on a synchronous psycopg connection: several
+        times faster than INSERT for a big dump. False when the driver is not one (POST /import)."""
+        raw = self.conn.connection.driver_connection
+        if not isinstance(raw, psycopg.Connection):
+            return False
+        names = list(rows[0])
+        json_at = [i for i, name in enumerate(names) if isinstance(table.c[name].type, JSONB)]
+        with raw.cursor() as cursor, cursor.copy(_copy_sql(table.name, names)) as copy:
+            for values in rows:
+                row = [values[name] for name in names]
+                for i in json_at:
+                    if row[i] is not None:
+                        row[i] = Jsonb(row[i])
+                copy.write_row(row)
+        return True
 
     def _move_task_counters(self) -> None:
         """Each tenant's TASK counter past its TASK keys; released TASK IDs a key holds are dropped."""
@@ -375,6 +402,17 @@ _UNFREE_TASK_KEYS = text(
                 AND t.key = 'TASK-' || CASE WHEN f.value < 100 THEN lpad(f.value::text, 3, '0') ELSE f.value::text END)
     """
 )
+
+
+# Below this many rows of a kind, INSERT's round trips cost less than setting up a COPY.
+_COPY_FROM = 500
+_ANALYZE_FROM = 10_000
+
+
+def _copy_sql(table: str, names: list[str]) -> psycopg.sql.Composed:
+    ident = psycopg.sql.Identifier
+    columns = psycopg.sql.SQL(", ").join(ident(n) for n in names)
+    return psycopg.sql.SQL("COPY {} ({}) FROM STDIN").format(ident(table), columns)
 
 
 def _any(column: Any, values: Iterable[Any]) -> Any:
