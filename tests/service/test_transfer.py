@@ -360,22 +360,41 @@ def test_post_import_dump_and_files_with_dry_run(admin, db, tenant, project):
 
 def test_post_import_refuses_bad_input_and_other_tenants(api, admin, db, tenant, project, make_key):
     line = '{"kind": "task", "project": "p", "key": "K-2", "title": 1}'
-    body = problem(api.post("/import", json={"content": line}), 400, "INVALID_REQUEST")
+    body = problem(admin.post("/import", json={"content": line}), 400, "INVALID_REQUEST")
     assert body["detail"].startswith("line 1, field title")
     assert body["errors"] == [{"line": 1, "field": "title", "message": "task.title must be a string"}]
     problem(api.post("/import", json={"format": "todo", "content": "- [ ] x"}), 400, "INVALID_REQUEST")  # no project
     with client_for(admin.base_url, make_key("read")) as reader:
-        problem(reader.post("/import", json={"content": ""}), 403, "FORBIDDEN")
+        problem(reader.post("/import", json={"format": "todo", "project": "p", "content": ""}), 403, "FORBIDDEN")
+    # A dump writes the log, counters and released IDs as given: admin only; a file of tasks: write.
+    assert "admin" in problem(api.post("/import", json={"content": ""}), 403, "FORBIDDEN")["detail"]
+    ok(api.post("/import", json={"format": "todo", "project": project, "content": "- [ ] by a writer"}))
     # A record naming another tenant lands in the caller's; a reference to another tenant's task is refused.
     theirs = f"t-{uuid.uuid4().hex[:12]}"
     with client_for(admin.base_url, make_key("write", tenant_name=theirs)) as them:
         their_task = ok(them.post("/tasks", json={"project": project, "title": "theirs"}), 201)
     record = {"kind": "task", "tenant": theirs, "project": project, "key": "X-1", "title": "t", "priority": "low",
               "status": "pending", "tags": [], "parent_id": their_task["id"]}  # fmt: skip
-    problem(api.post("/import", json={"records": [record]}), 400, "INVALID_REQUEST")
+    problem(admin.post("/import", json={"records": [record]}), 400, "INVALID_REQUEST")
     del record["parent_id"]
-    ok(api.post("/import", json={"records": [record]}))
+    ok(admin.post("/import", json={"records": [record]}))
     assert ok(api.get("/tasks/X-1"))["project"] == project
+
+
+def test_a_released_id_is_not_released_again_where_its_counter_already_ran(admin, db, tenant, project):
+    """A dump's released ID merged into a tenant whose counter for it already ran could be an ID
+    given out here since: it is reported, not released; where the counter is new it is taken."""
+    first = ok(admin.post("/ids/next", json={"type": "US", "project_id": project}), 201)["next_id"]
+    scope = {"tenant": tenant, "project": project, "type": "US"}
+    released = {"kind": "id_free", **scope, "value": 1}
+    elsewhere = {"kind": "id_free", **scope, "type": "ADR", "value": 1}
+    counter = {"kind": "id_counter", **scope, "type": "ADR", "last_value": 3, "updated_at": "2026-12-01T00:00:00Z"}
+    report = ok(admin.post("/import", json={"records": [released, counter, elsewhere]}))
+    assert [(c["kind"], c["name"]) for c in report["conflicts"]] == [("id_free", f"{tenant}/{project}/US/1")]
+    assert report["created"] == {"id_counter": 1, "id_free": 1}
+    again = ok(admin.post("/ids/next", json={"type": "US", "project_id": project}), 201)["next_id"]
+    assert (first, again) == ("US-001", "US-002"), "US-001 was given out already: never again"
+    assert ok(admin.post("/ids/next", json={"type": "ADR", "project_id": project}), 201)["next_id"] == "ADR-001"
 
 
 # The CLI

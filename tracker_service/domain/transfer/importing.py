@@ -155,6 +155,7 @@ class _Merge:
         self.stored: dict[str, set[Any]] = defaultdict(set)  # kind -> ids of rows already stored
         self.stored_rows: dict[str, dict[Any, Any]] = defaultdict(dict)  # kind -> natural key -> row
         self._events: dict[tuple[Any, ...], Any] | None = None
+        self.counted_before: set[tuple[Any, ...]] = set()  # ID counters stored before the import
         self.by_kind: dict[str, list[Row]] = defaultdict(list)
         for row in rows:
             self.by_kind[row.kind].append(row)
@@ -162,6 +163,7 @@ class _Merge:
         self.tenant_of: dict[str, dict[Any, str]] = defaultdict(dict)  # kind -> stored id -> tenant
 
     def run(self) -> None:
+        self.counted_before = self._counted_scopes()
         for kind in KINDS:
             rows = self.by_kind.get(kind, [])
             if kind in _BY_ID:
@@ -271,6 +273,11 @@ class _Merge:
     def _is_new(self, row: Row) -> bool:
         """False for a row already stored (counted unchanged, or reported as a conflict)."""
         stored = self._stored_row(row)
+        if stored is None and row.kind == "id_free" and self._scope(row) in self.counted_before:
+            # Released in the file, but this counter was already running here: the number may have
+            # been given out since, and an ID is never given twice.
+            self._conflict(row, _name(row), "this ID's counter already runs here, so it is not released again")
+            return False
         if stored is None:
             return True
         mine = record_of_values(row.kind, row.values)
@@ -292,6 +299,19 @@ class _Merge:
         else:
             self.report.unchanged[row.kind] += 1
         return False
+
+    @staticmethod
+    def _scope(row: Row) -> tuple[Any, ...]:
+        return tuple(row.values[k] for k in _NATURAL_KEY["id_counter"])
+
+    def _counted_scopes(self) -> set[tuple[Any, ...]]:
+        """The ID counters stored before this import, as (tenant, project, type)."""
+        tenants = sorted({r.values["tenant"] for r in self.by_kind.get("id_free", [])})
+        if not tenants:
+            return set()
+        c = m.id_counters.c
+        query = select(*(c[k] for k in _NATURAL_KEY["id_counter"])).where(_any(c.tenant, tenants))
+        return {tuple(r) for r in self.conn.execute(query)}
 
     def _stored_row(self, row: Row) -> Any:
         table, v = row.table, row.values

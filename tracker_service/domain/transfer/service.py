@@ -11,7 +11,7 @@ from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.transfer.importing import ImportReport, import_rows, parse_lines, parse_records
 from tracker_service.domain.transfer.schemas import ImportIn, ImportReportOut
 from tracker_service.domain.transfer.sources import IMPORTERS
-from tracker_service.errors import InvalidRequest
+from tracker_service.errors import Forbidden, InvalidRequest
 
 Format = Literal["dump", "taskmaster", "beads", "todo"]
 FORMATS: tuple[str, ...] = ("dump", *IMPORTERS)
@@ -61,6 +61,13 @@ class TransferService:
 
     async def import_(self, data: ImportIn) -> ImportReportOut:
         tenant = self.principal.tenant
+        if data.format == "dump" and not self.principal.allows("admin"):
+            # A dump writes the activity log, ID counters and released IDs as given: an
+            # administrator's act, like restoring. Another tracker's file only adds tasks.
+            raise Forbidden(
+                f"importing a dump needs an admin key (this key has role '{self.principal.role}'); "
+                "taskmaster, beads and todo files need write"
+            )
         rows = read_rows(data.format, tenant=tenant, project=data.project, content=data.content, records=data.records)
         report = await self.conn.run_sync(lambda conn: import_into(conn, rows, tenant=tenant, dry_run=data.dry_run))
         return ImportReportOut.model_validate(report.as_dict())
