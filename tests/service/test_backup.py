@@ -49,14 +49,18 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "con
 
 @pytest.fixture(scope="session")
 def backup_db_url(pg_url: str) -> str:
-    name = f"tracker_backup_{os.getpid()}"
+    url = new_database(pg_url, f"tracker_backup_{os.getpid()}")
+    migrate(url)
+    return url
+
+
+def new_database(pg_url: str, name: str) -> str:
+    """An empty database on the test server; its URL."""
     admin = create_engine(normalize_url(pg_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    migrate(url)
-    return url
+    return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -428,12 +432,7 @@ def test_restore_rebuilds_the_tenant_into_an_empty_database(
     assert read_json(BackupStore(*target), waits_path)["depends_on"] == [gone["key"]]  # restore drops it
 
     # An empty database of its own, as after losing the old one.
-    name = f"tracker_restore_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(normalize_url(pg_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    url = new_database(pg_url, f"tracker_restore_{uuid.uuid4().hex[:8]}")
     monkeypatch.setenv("TRACKER_DATABASE_URL", url)
     args = ["restore", "--from", target[0], "--tenant", tenant] + (["--endpoint-url", target[1]] if target[1] else [])
     assert main(args) == 0
