@@ -358,20 +358,33 @@ def test_kill_9_mid_sync_then_another_tracker_takes_over(
         second = start_tracker(env, tmp_path / "second.log")
         assert advisory_holders(backup_db) == 1
         headers = {"Authorization": f"Bearer {key}"}
+
+        def behind() -> bool:
+            with backup_db.connect() as conn:
+                return bool(
+                    conn.execute(
+                        text("SELECT max(id) > (SELECT event_id FROM backup_cursor WHERE name = :n) FROM events"),
+                        {"n": url},
+                    ).scalar_one()
+                )
+
+        # Killed while a batch's objects are being copied: they go up concurrently and the cursor
+        # moves only once all are in. A fast machine may copy a whole batch between two looks:
+        # then another batch, until the kill lands mid-pass.
         with httpx.Client(base_url=first.url, headers=headers, timeout=30) as api:
-            for n in range(2):
+            for n in range(10):
                 batch = [{"project": "p", "title": f"task {n}.{i}", "description": "x" * 2000} for i in range(200)]
-                ok(api.post("/tasks/batch", json={"tasks": batch}), 201)
-            wait_for(lambda: store.find(objects.segment(tenant)), what="the first objects")
-        # Killed while the 400 tasks are being copied: the pass's objects go up concurrently and
-        # the cursor moves only once all are in.
-        os.kill(first.proc.pid, signal.SIGKILL)
+                keys = set(ok(api.post("/tasks/batch", json={"tasks": batch}), 201)["task_ids"])
+                paths = {objects.task_path(tenant, "p", k) for k in keys}
+                seen = lambda paths=paths: paths & set(store.find(objects.segment(tenant)))  # noqa: E731
+                wait_for(seen, what=f"batch {n}'s first objects")
+                if behind():
+                    os.kill(first.proc.pid, signal.SIGKILL)
+                    break
+            else:
+                pytest.fail("every batch was copied whole between two looks: no kill mid-pass")
         first.proc.wait(10)
-        with backup_db.connect() as conn:
-            behind = conn.execute(
-                text("SELECT max(id) > (SELECT event_id FROM backup_cursor WHERE name = :n) FROM events"), {"n": url}
-            ).scalar_one()
-        assert behind, "the kill came after the pass had finished: nothing left to recover"
+        assert behind(), "the kill came after the pass had finished: nothing left to recover"
         with httpx.Client(base_url=second.url, headers=headers, timeout=30) as api:
             for i in range(10):
                 ok(api.post("/tasks", json={"project": "p", "title": f"after {i}"}), 201)
