@@ -48,20 +48,21 @@ log = logging.getLogger("tracker")
 @get(["/health", "/mcp/health"], opt={"public": True}, tags=["health"], security=[])
 async def health(request: Request) -> dict[str, str]:
     """Liveness and database reachability (no API key needed); 503 when the database is down."""
+    settings: Settings = request.app.state.settings
+    backup = None
     try:
         async with request.app.state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+            if settings.backup_url:
+                # Reported, not a failure of the tracker: writes go on while the store is away.
+                backup = await backup_status(conn, backup_target(settings.backup_url), settings.backup_lag_seconds)
     except Exception as exc:  # any failure to reach the database means unhealthy
         raise DatabaseUnavailable(f"the database is unreachable: {type(exc).__name__}") from exc
     # timestamp: spec 004's health answer has one (the tracker's clock, UTC).
     answer = {"status": "ok", "database": "ok", "version": __version__, "timestamp": datetime.now(UTC).isoformat()}
-    settings: Settings = request.app.state.settings
-    if settings.backup_url:
-        # Reported, not a failure of the tracker: writes go on while the store is away.
-        async with request.app.state.engine.connect() as conn:
-            status = await backup_status(conn, backup_target(settings.backup_url), settings.backup_lag_seconds)
-        answer["backup"] = status.state
-        answer["backup_lag_seconds"] = f"{status.lag_seconds:.3f}"
+    if backup is not None:
+        answer["backup"] = backup.state
+        answer["backup_lag_seconds"] = f"{backup.lag_seconds:.3f}"
     return answer
 
 

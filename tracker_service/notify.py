@@ -98,12 +98,9 @@ class EventHub:
             try:
                 if self._send_conn is None or self._send_conn.closed:
                     self._send_conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
-                if len(tenants) == 1:  # the usual case; an array parameter costs more to send
-                    await self._send_conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, tenants[0]))
-                else:
-                    await self._send_conn.execute(
-                        "SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t", (CHANNEL, tenants)
-                    )
+                await self._send_conn.execute(
+                    "SELECT pg_notify(%s, t) FROM unnest(%s::text[]) AS t", (CHANNEL, tenants)
+                )
             except Exception as exc:  # waiters elsewhere re-read on their timeout; nothing is lost
                 log.warning("could not notify other tracker processes (%s)", exc)
                 await self._close_sender()

@@ -33,6 +33,7 @@ from sqlalchemy.pool import NullPool
 from tracker_service.backup import plan
 from tracker_service.backup.store import BackupStore
 from tracker_service.db.engine import SESSION_OPTIONS, normalize_url
+from tracker_service.domain.events.stream import BLOCKED_RECHECK_SECONDS  # as the live stream
 from tracker_service.errors import BackupUnavailable
 from tracker_service.metrics import BACKUP_DELAY, BACKUP_FAILURES, BACKUP_LAG, BACKUP_OBJECTS
 from tracker_service.notify import ALL_TENANTS, EventHub
@@ -43,7 +44,6 @@ log = logging.getLogger("tracker.backup")
 LOCK_CLASS = 0x7462616B
 BATCH = 500
 IDLE_POLL_SECONDS = 1.0  # a NOTIFY from a writer in any process wakes it sooner
-BLOCKED_RECHECK_SECONDS = 0.05  # as the live stream (domain.events.stream)
 TAKEOVER_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 30.0
 

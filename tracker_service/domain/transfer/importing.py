@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Table, any_, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from tracker_service.db import models as m
-from tracker_service.domain.ids.service import TASK_KEY, TENANT_SCOPE, format_id
+from tracker_service.domain.ids.service import TASK_KEY, TENANT_SCOPE, format_id, id_text_sql
 from tracker_service.domain.transfer.records import KINDS, TABLES, RecordError, loads, record_of, row_of
 from tracker_service.errors import InvalidRequest
 
@@ -416,10 +416,9 @@ _LAST_TASK_NUMBER = text(
     """
 )
 _UNFREE_TASK_KEYS = text(
-    """
+    f"""
     DELETE FROM id_free f WHERE f.tenant = :tenant AND f.project = :scope AND f.type = 'TASK'
-    AND EXISTS (SELECT 1 FROM tasks t WHERE t.tenant = :tenant
-                AND t.key = 'TASK-' || CASE WHEN f.value < 100 THEN lpad(f.value::text, 3, '0') ELSE f.value::text END)
+    AND EXISTS (SELECT 1 FROM tasks t WHERE t.tenant = :tenant AND t.key = {id_text_sql("'TASK'", "f.value")})
     """
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +13,6 @@ from tracker_service.domain.transfer.schemas import ImportIn, ImportReportOut
 from tracker_service.domain.transfer.sources import IMPORTERS
 from tracker_service.errors import Forbidden, InvalidRequest
 
-Format = Literal["dump", "taskmaster", "beads", "todo"]
 FORMATS: tuple[str, ...] = ("dump", *IMPORTERS)
 
 
