@@ -22,6 +22,7 @@ from tests.conftest import client_for
 from tests.helpers import ok, problem
 from tracker_service import embedded
 from tracker_service.db.engine import migrate, normalize_url
+from tracker_service.domain.transfer import importing
 from tracker_service.domain.transfer.export import export_lines
 from tracker_service.domain.transfer.service import import_into, read_rows
 from tracker_service.errors import InvalidRequest
@@ -133,7 +134,7 @@ def test_export_import_export_is_byte_identical(admin, db, fresh_db, tenant, pro
     assert totals == {"pending": 2, "completed": 1}
 
 
-def test_a_big_kind_goes_in_by_copy_exactly(fresh_db, tenant):
+def test_a_big_kind_goes_in_by_copy_exactly(fresh_db, tenant, monkeypatch):
     # 600 tasks (a tree, JSON of every shape) and their events: past importing._COPY_FROM.
     ids = [str(uuid.UUID(int=i + 1)) for i in range(600)]
     lines = []
@@ -146,8 +147,17 @@ def test_a_big_kind_goes_in_by_copy_exactly(fresh_db, tenant):
         lines.append(json.dumps(task))
     lines += [json.dumps({"kind": "event", "tenant": tenant, "type": "x", "summary": f"e{i}", "data": {"i": i},
                           "created_at": "2026-01-01T00:00:00Z"}) for i in range(600)]  # fmt: skip
+    copied: list[tuple[str, bool]] = []
+    real_copy = importing._Merge._copy
+
+    def recorded_copy(self, table, rows):  # type: ignore[no-untyped-def]
+        copied.append((table.name, done := real_copy(self, table, rows)))
+        return done
+
+    monkeypatch.setattr(importing._Merge, "_copy", recorded_copy)
     report = load(fresh_db, "\n".join(lines))
     assert report["created"] == {"task": 600, "event": 600}
+    assert copied == [("tasks", True), ("events", True)], "both kinds went in by COPY"
     first = dump(fresh_db, tenant)
     with fresh_db.connect() as conn:
         assert conn.execute(text("SELECT open_children FROM tasks WHERE key = 'TASK-002'")).scalar_one() == 2
