@@ -5,6 +5,7 @@ expiries, and the database pool."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from litestar import Request, Response, get
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
@@ -34,12 +35,24 @@ _PARAM_TYPE = re.compile(r":[a-z]+}")
 
 
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
-    # Label by route template (/tasks/{ref}), never by raw path: raw paths are unbounded labels.
-    path = _PARAM_TYPE.sub("}", route) if route else "unmatched"
-    if path == "/metrics":
-        return
-    REQUESTS.labels(method, path, str(status)).inc()
-    LATENCY.labels(method, path).observe(seconds)
+    series = _SERIES.get((method, route, status))
+    if series is None:
+        # Label by route template (/tasks/{ref}), never by raw path: raw paths are unbounded labels.
+        # So the keys here are bounded too; labels() costs a lock and a lookup per call, and this
+        # runs on every request.
+        path = _PARAM_TYPE.sub("}", route) if route else "unmatched"
+        if path == "/metrics":
+            series = None, None
+        else:
+            series = REQUESTS.labels(method, path, str(status)), LATENCY.labels(method, path)
+        _SERIES[(method, route, status)] = series
+    count, latency = series
+    if count is not None and latency is not None:
+        count.inc()
+        latency.observe(seconds)
+
+
+_SERIES: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
 
 
 @get("/metrics", opt={"public": True}, include_in_schema=False, sync_to_thread=False)

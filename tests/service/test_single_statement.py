@@ -206,3 +206,24 @@ def test_a_status_change_that_applies_is_one_statement(app_client, statements, m
         ("task.status", f"Task {key}: in_progress → completed"),
         ("task.updated", f"Task updated: {key} (completion_notes)"),
     ]
+
+
+def test_reads_run_in_autocommit(app_client, make_key, monkeypatch):
+    """A read is never in a transaction: at READ COMMITTED one gives it nothing (each statement
+    takes its own snapshot anyway) and would cost a BEGIN and a ROLLBACK round trip."""
+    headers = {"Authorization": f"Bearer {make_key('write')}"}
+    project = f"reads-{uuid.uuid4().hex[:8]}"
+    ok(app_client.post("/tasks", json={"project": project, "title": "r"}, headers=headers), 201)
+    engine = app_client.app.state.engine.sync_engine
+    seen: list[bool] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append(conn.connection.driver_connection.autocommit)
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        for path, params in (("/tasks", {"project": project}), ("/tasks/next", {"project": project}), ("/ids", {})):
+            ok(app_client.get(path, params=params, headers=headers))
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert seen and all(seen), f"reads ran outside autocommit: {seen}"

@@ -224,17 +224,16 @@ class RequestContext(ASGIMiddleware):
             idem_key = None  # the route's statement records it
         async with self.connections, self.engine.connect() as conn:
             autocommit = writes and idem_key is None and opt.get(AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, False)
-            if autocommit:
+            if autocommit or not writes:
+                # Reads too: at READ COMMITTED a transaction gives them nothing (each statement
+                # takes its own snapshot either way) and cost a BEGIN and a ROLLBACK round trip.
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             principal = await self._authorize(conn, credential, needed, scope, headers)
             state["conn"] = conn
             state["principal"] = principal
-            state["autocommit"] = autocommit
+            state["autocommit"] = autocommit  # a write that committed by itself (web.problems)
             if not writes:
-                try:
-                    await next_app(scope, receive, send)
-                finally:
-                    await conn.rollback()
+                await next_app(scope, receive, send)
                 return
             replayed = _replaying_receive(body)
             if autocommit:
