@@ -6,8 +6,9 @@ record's primary key until the first finishes, then replays its answer. Used by 
 middleware (web.middleware) and by routes that manage their own transactions (delegation).
 
 A route whose write is one statement can record the key in that statement instead
-(``KeyedRequest``, ``key_record``; opt AUTOCOMMIT_WITH_KEY_RECORD): one round trip instead of five
-(BEGIN, key, work, answer, COMMIT). Its record holds what the answer is made from, and a repeat,
+(``KeyedRequest``, ``key_record``; opts AUTOCOMMIT_WITH_KEY_RECORD and KEY_RECORD_IN_STATEMENT):
+one round trip instead of five (BEGIN, key, work, answer, COMMIT), or three when the route needs
+its transaction for more (BEGIN, work, COMMIT). Its record holds what the answer is made from, and a repeat,
 whose statement fails on the taken key and so does nothing, makes the same answer from it.
 """
 
@@ -30,6 +31,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    true,
     type_coerce,
     update,
 )
@@ -134,30 +136,32 @@ class KeyedRequest:
     request_hash: str
 
     def params(self, tenant: str) -> dict[str, Any]:
-        return {"b_tenant": tenant, "b_key": self.key, "b_hash": self.request_hash}
+        # k_: the statements that record a key use b_key for their own (a task's key).
+        return {"b_tenant": tenant, "k_key": self.key, "k_hash": self.request_hash}
 
     async def recorded(self, conn: AsyncConnection, tenant: str) -> bytes:
         """What the first request recorded, for its repeat to answer the same."""
         return bytes((await _stored_record(conn, tenant, self.key, self.request_hash))["body"] or b"")
 
 
-def key_record(answer: ColumnElement[Any]) -> Insert:
+def key_record(answer: ColumnElement[Any], when: ColumnElement[bool] | None = None) -> Insert:
     """The key's record, written by the statement that does the work (as one of its CTEs).
 
-    ``answer`` (jsonb) is what the answer is made from. A taken key fails the whole statement with
-    a unique violation (``key_taken``), so a repeat does nothing again; a concurrent repeat waits
-    for the first statement's commit before it fails.
+    ``answer`` (jsonb) is what the answer is made from; ``when``, if given, says whether the work
+    succeeded (a refused request records nothing, so its repeat is judged again). A taken key fails
+    the whole statement with a unique violation (``key_taken``), so a repeat does nothing again; a
+    concurrent repeat waits for the first statement's commit before it fails.
     """
+    record = select(  # type: ignore[var-annotated]  # SQLAlchemy infers Never for bare binds
+        bindparam("b_tenant"),
+        bindparam("k_key"),
+        bindparam("k_hash"),
+        literal(200),
+        literal("application/json"),
+        type_coerce(func.convert_to(cast(answer, Text), literal("UTF8")), LargeBinary),
+    ).where(true() if when is None else when)
     return insert(idempotency_records).from_select(
-        ["tenant", "key", "request_hash", "status_code", "content_type", "body"],
-        select(
-            bindparam("b_tenant"),
-            bindparam("b_key"),
-            bindparam("b_hash"),
-            literal(200),
-            literal("application/json"),
-            type_coerce(func.convert_to(cast(answer, Text), literal("UTF8")), LargeBinary),
-        ),
+        ["tenant", "key", "request_hash", "status_code", "content_type", "body"], record
     )
 
 

@@ -38,10 +38,12 @@ def test_allocation_and_status_change_replay(api, project):
     assert ok(api.post("/ids/next", json={"type": "US", "project_id": project}), 201)["next_id"] == "US-002"
     task = ok(api.post("/tasks", json={"project": project, "title": "t"}), 201)
     put = {"Idempotency-Key": "status-1"}
-    done = ok(api.put(f"/tasks/{task['id']}/status", json={"status": "completed"}, headers=put))
+    done_resp = api.put(f"/tasks/{task['id']}/status", json={"status": "completed"}, headers=put)
+    ok(done_resp)
     ok(api.put(f"/tasks/{task['id']}/status", json={"status": "pending"}))
-    # The replay returns the first answer and does not complete the reopened task again.
-    assert ok(api.put(f"/tasks/{task['id']}/status", json={"status": "completed"}, headers=put)) == done
+    # The replay returns the first answer, byte for byte, and does not complete the reopened task again.
+    again = api.put(f"/tasks/{task['id']}/status", json={"status": "completed"}, headers=put)
+    assert again.content == done_resp.content and again.headers["idempotent-replayed"] == "true"
     assert ok(api.get(f"/tasks/{task['id']}"))["status"] == "pending"
 
 
@@ -102,6 +104,56 @@ def test_concurrent_repeats_of_a_claim_take_one_task(tracker_url, api_key, proje
         held = ok(c.get("/tasks", params={"project": project, "status": "in_progress"}))
         assert held["total"] == 1
         assert ok(c.post("/tasks/next", json=body))["task"]["id"] != held["tasks"][0]["id"]
+
+
+def test_concurrent_repeats_of_a_status_change_move_it_once(tracker_url, api_key, project):
+    """A status change records its key in its own statement: 16 racing repeats move the task once,
+    log it once, and all answer the first change byte for byte."""
+    with client_for(tracker_url, api_key) as c:
+        task = ok(c.post("/tasks", json={"project": project, "title": "raced"}), 201)
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"status": "in_progress", "agent": "racer"}
+
+    def send(_: int) -> tuple[int, bytes]:
+        with client_for(tracker_url, api_key) as c:
+            resp = c.put(f"/tasks/{task['id']}/status", json=body, headers=headers)
+            return resp.status_code, resp.content
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(send, range(16)))
+    assert {status for status, _ in results} == {200}
+    assert len({content for _, content in results}) == 1, "every repeat answers the first change, byte for byte"
+    with client_for(tracker_url, api_key) as c:
+        log = ok(c.get("/log", params={"project": project, "limit": 100}))["entries"]
+        moves = [e for e in log if e["summary"] == f"Task {task['key']}: pending → in_progress"]
+        assert len(moves) == 1, log
+
+
+def test_a_refused_status_change_does_not_burn_its_key(api, project):
+    """Refused, it records nothing: the same request with the same key is judged again."""
+    task = ok(api.post("/tasks", json={"project": project, "title": "t"}), 201)
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"status": "completed", "agent": "a"}
+    ok(api.put(f"/tasks/{task['id']}/status", json={"status": "cancelled"}))
+    problem(api.put(f"/tasks/{task['id']}/status", json=body, headers=headers), 400, "INVALID_TRANSITION")
+    ok(api.put(f"/tasks/{task['id']}/status", json={"status": "pending"}))
+    done = api.put(f"/tasks/{task['id']}/status", json=body, headers=headers)
+    assert ok(done)["updated_task"]["status"] == "completed" and "idempotent-replayed" not in done.headers
+
+
+def test_a_keyed_status_change_completes_its_parent_once(api, project):
+    """The change statement records the key, and the parent it completes completes in the same
+    transaction; the repeat answers the child as first changed and changes nothing."""
+    parent = ok(api.post("/tasks", json={"project": project, "title": "p", "auto_complete": True}), 201)
+    child = ok(api.post("/tasks", json={"project": project, "title": "c", "parent": parent["key"]}), 201)
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    first = api.put(f"/tasks/{child['key']}/status", json={"status": "completed"}, headers=headers)
+    assert ok(first)["updated_task"]["status"] == "completed"
+    assert ok(api.get(f"/tasks/{parent['key']}"))["status"] == "completed"
+    again = api.put(f"/tasks/{child['key']}/status", json={"status": "completed"}, headers=headers)
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    other = api.put(f"/tasks/{child['key']}/status", json={"status": "pending"}, headers=headers)
+    problem(other, 422, "IDEMPOTENCY_KEY_REUSED")
 
 
 def test_overlong_key_is_400(api, project):

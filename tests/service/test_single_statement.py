@@ -16,6 +16,7 @@ from tests.helpers import ok
 from tracker_service.app import create_app
 from tracker_service.db import hot
 from tracker_service.settings import Settings
+from tracker_service.sweeper import Sweeper
 from tracker_service.web.params import AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY
 
 # Every single-statement route and a request that makes it write.
@@ -27,10 +28,17 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 @pytest.fixture
-def app_client(pg_url: str) -> Iterator[TestClient]:
+def app_client(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    # The sweeper's first round runs at start-up, alongside the first requests: its statements
+    # would be counted as theirs.
+    monkeypatch.setattr(Sweeper, "start", _not_started)
     app = create_app(Settings(database_url=pg_url, sweep_interval_seconds=3600, rate_limit_per_minute=0))
     with TestClient(app) as client:
         yield client
+
+
+async def _not_started(self: Sweeper) -> None:
+    return None
 
 
 def single_statement_routes(app: Any) -> set[tuple[str, str]]:
@@ -227,3 +235,17 @@ def test_reads_run_in_autocommit(app_client, make_key, monkeypatch):
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
     assert seen and all(seen), f"reads ran outside autocommit: {seen}"
+
+
+def test_a_keyed_status_change_records_its_key_in_the_change_statement(app_client, statements, make_key):
+    """With an Idempotency-Key, the change statement writes the key's record too: no separate key
+    claim before it, no stored answer after it (BEGIN, the statement, COMMIT)."""
+    headers = {"Authorization": f"Bearer {make_key('write')}"}
+    task = ok(
+        app_client.post("/tasks", json={"project": f"k-{uuid.uuid4().hex[:8]}", "title": "s"}, headers=headers), 201
+    )
+    statements.clear()
+    keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    ok(app_client.put(f"/tasks/{task['key']}/status", json={"status": "completed"}, headers=keyed))
+    work = [s for s in statements if "api_keys" not in s]
+    assert len(work) == 1 and "idempotency_records" in work[0], work

@@ -39,6 +39,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
     insert,
     literal,
@@ -56,6 +57,7 @@ from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import events, project_settings, tasks
 from tracker_service.domain.tasks.queries import task_columns
 from tracker_service.domain.tasks.states import CLOSED, VERDICTS, effects, event_of, one_of, sources_of
+from tracker_service.idempotency import KeyedRequest, key_record
 
 # Fields a change may set besides the status, with their column types for the bind parameters.
 FIELDS: dict[str, Any] = {
@@ -113,7 +115,7 @@ class Outcome:
     parent_id: UUID | None = None
 
 
-def _statement(match: str, names: Iterable[str]) -> Any:
+def _statement(match: str, names: Iterable[str], recorded: bool = False) -> Any:
     names = sorted(names)
     t = tasks
     where = [t.c.tenant == bindparam("b_tenant")]
@@ -254,7 +256,7 @@ def _statement(match: str, names: Iterable[str]) -> Any:
         ).where(moved | (described != "")),
     )
     matches = select(func.count().label("matches")).select_from(target).cte("matches")
-    return (
+    statement = (
         select(
             matches.c.matches,
             verdict.c.refusal,
@@ -270,20 +272,31 @@ def _statement(match: str, names: Iterable[str]) -> Any:
         .select_from(matches.outerjoin(verdict, true()).outerjoin(changed, true()))
         .add_cte(logged.cte("logged"))
     )
+    if recorded:
+        # The answer's makings, {"task": the changed row}, only when the change applied: a repeat
+        # answers from it; a refusal records nothing, so its repeat is judged again.
+        row = literal_column(f"to_jsonb({changed.name}) - 'previous' - 'parent_ref'", JSONB)
+        answer = func.jsonb_build_object("task", select(row).select_from(changed).scalar_subquery())
+        statement = statement.add_cte(key_record(answer, when=exists(select(changed.c.id))).cte("recorded"))
+    return statement
 
 
-_STATEMENTS: dict[tuple[str, frozenset[str]], HotStatement] = {}
+_STATEMENTS: dict[tuple[str, frozenset[str], bool], HotStatement] = {}
 
 
-def _prepared(match: str, names: frozenset[str]) -> HotStatement:
-    key = (match, names)
+def _prepared(match: str, names: frozenset[str], recorded: bool) -> HotStatement:
+    key = (match, names, recorded)
     if key not in _STATEMENTS:  # one per shape of request, built on first use
-        _STATEMENTS[key] = HotStatement(_statement(match, names))
+        _STATEMENTS[key] = HotStatement(_statement(match, names, recorded))
     return _STATEMENTS[key]
 
 
-async def apply(conn: AsyncConnection, ref: str, project: str | None, change: Change) -> Outcome:
-    """Run the change statement for the task `ref` names (a UUID, or a key, in `project` if given)."""
+async def apply(
+    conn: AsyncConnection, ref: str, project: str | None, change: Change, keyed: KeyedRequest | None = None
+) -> Outcome:
+    """Run the change statement for the task `ref` names (a UUID, or a key, in `project` if given).
+    With `keyed`, the statement also records the request's Idempotency-Key when the change applies;
+    a taken key fails it (idempotency.key_taken)."""
     params: dict[str, Any] = {
         "b_tenant": change.tenant,
         "b_status": change.status,
@@ -309,7 +322,9 @@ async def apply(conn: AsyncConnection, ref: str, project: str | None, change: Ch
     for name, value in change.fields.items():
         # Statements run on psycopg directly (db.hot): JSON columns take their values wrapped.
         params[f"f_{name}"] = Jsonb(value) if isinstance(FIELDS[name], JSONB) and value is not None else value
-    row = await _prepared(match, frozenset(change.fields)).first(conn, params)
+    if keyed is not None:
+        params.update(keyed.params(change.tenant))
+    row = await _prepared(match, frozenset(change.fields), keyed is not None).first(conn, params)
     assert row is not None  # the statement always answers one row
     current = {
         "id": row["current_id"],

@@ -26,6 +26,7 @@ from tracker_service.idempotency import REPLAYED
 from tracker_service.web.deps import one_of, page_limit, provide_tasks
 from tracker_service.web.params import (
     AUTOCOMMIT_WITH_KEY_RECORD,
+    KEY_RECORD_IN_STATEMENT,
     NO_NUL_PATTERN,
     Limit,
     Offset,
@@ -140,16 +141,18 @@ class TaskController(Controller):
         """Change fields of a task; a status change follows the state machine."""
         return await task_service.patch(ref, project, data)
 
-    @put("/{ref:str}/status")
+    # In a transaction (parents may complete with it), whose first statement records the key (web.params).
+    @put("/{ref:str}/status", opt=KEY_RECORD_IN_STATEMENT)
     async def update_task_status(
         self,
         task_service: NamedDependency[TaskService],
         ref: TaskRefPath,
         data: JSONBody[StatusIn],
         project: RefProject = None,
-    ) -> StatusOut:
+    ) -> Response[StatusOut]:
         """Move a task to a new status; completing it sets completed_at."""
-        return StatusOut(updated_task=await task_service.set_status(ref, project, data))
+        changed = await task_service.set_status(ref, project, data)
+        return Response(StatusOut(updated_task=changed.answer), headers=REPLAYED if changed.replayed else None)
 
     @post("/{ref:str}/heartbeat", status_code=200)
     async def heartbeat_task(

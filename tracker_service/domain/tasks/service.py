@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from sqlalchemy import func, select, text, update
@@ -84,9 +84,12 @@ _DELETE_TREE = text(
 )
 
 
+A = TypeVar("A")
+
+
 @dataclass(frozen=True)
-class Claimed:
-    answer: NextTaskOut
+class Answered(Generic[A]):
+    answer: A
     replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
 
 
@@ -95,7 +98,7 @@ class TaskService:
         self, conn: AsyncConnection, principal: Principal, settings: Settings, keyed: KeyedRequest | None = None
     ) -> None:
         self.conn = conn
-        self.keyed = keyed  # an Idempotency-Key the claim records in its own statement
+        self.keyed = keyed  # an Idempotency-Key the claim or status change records in its own statement
         self.principal = principal
         self.settings = settings
         self.tenant = principal.tenant
@@ -187,7 +190,7 @@ class TaskService:
             success=True, tasks_added=len(created), task_ids=[k for _, k in created], ids=[i for i, _ in created]
         )
 
-    async def claim_next(self, data: ClaimIn) -> Claimed:
+    async def claim_next(self, data: ClaimIn) -> Answered[NextTaskOut]:
         lease = timedelta(seconds=data.lease_seconds) if data.lease_seconds else self.lease
         params = {"b_tenant": self.tenant, "b_project": data.project, "b_agent": data.agent, "b_lease": lease}
         if data.type is not None:
@@ -202,9 +205,9 @@ class TaskService:
                 if not key_taken(exc):
                     raise
                 first = json.loads(await self.keyed.recorded(self.conn, self.tenant))
-                return Claimed(await self._claim_answer(data, first.get("task")), replayed=True)
+                return Answered(await self._claim_answer(data, first.get("task")), replayed=True)
         CLAIMS.labels("claimed" if row else "empty").inc()
-        return Claimed(await self._claim_answer(data, row))
+        return Answered(await self._claim_answer(data, row))
 
     async def _claim_answer(self, data: ClaimIn, row: dict[str, Any] | None) -> NextTaskOut:
         """The answer to a claim, from the claimed row as the statement returned it or as its key's
@@ -213,9 +216,19 @@ class TaskService:
             return NextTaskOut(task=None, hint=await self._nothing_ready(data.project, "pending"))
         return NextTaskOut(task=TaskOut.from_mapping(row))
 
-    async def set_status(self, ref: str, project: str | None, data: StatusIn) -> TaskOut:
+    async def set_status(self, ref: str, project: str | None, data: StatusIn) -> Answered[TaskOut]:
+        """In the request's transaction; with an Idempotency-Key its record is written by the change
+        statement itself, and a repeat answers from that record."""
         fields = data.model_dump(exclude_unset=True, exclude={"status", "agent"})
-        return await self._apply(ref, project, self._change(status=data.status, agent=data.agent, fields=fields))
+        change = self._change(status=data.status, agent=data.agent, fields=fields)
+        try:
+            return Answered(await self._apply(ref, project, change, self.keyed))
+        except DBAPIError as exc:
+            if self.keyed is None or not key_taken(exc):
+                raise
+            await self.conn.rollback()  # the failed statement ended the transaction's use
+            first = json.loads(await self.keyed.recorded(self.conn, self.tenant))
+            return Answered(TaskOut.from_mapping(first["task"]), replayed=True)
 
     async def patch(self, ref: str, project: str | None, data: TaskPatch) -> TaskOut:
         fields = data.model_dump(exclude_unset=True)
@@ -293,8 +306,8 @@ class TaskService:
             **request,
         )
 
-    async def _apply(self, ref: str, project: str | None, change: Change) -> TaskOut:
-        outcome = await apply(self.conn, ref, project, change)
+    async def _apply(self, ref: str, project: str | None, change: Change, keyed: KeyedRequest | None = None) -> TaskOut:
+        outcome = await apply(self.conn, ref, project, change, keyed)
         if outcome.task is None:
             raise await self._refused(ref, project, change, outcome)
         task = TaskOut.from_mapping(outcome.task)
