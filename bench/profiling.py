@@ -31,7 +31,7 @@ from bench.stats import summarize
 PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
 
 
-def _cpu(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
         try:
@@ -42,7 +42,7 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
-def _postgres_pids(pgdata: Path) -> list[int]:
+def postgres_pids(pgdata: Path) -> list[int]:
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info["cmdline"] or []
         if cmd and cmd[0].endswith("/postgres") and str(pgdata) in " ".join(cmd):
@@ -85,7 +85,7 @@ async def _run(world: World, tool: str, calls: int, spy_seconds: float, out_dir:
     async with connect(bridge_params(tracker.url, key, world.root), world.root / "profile-bridge.stderr") as bridge:
         bridge_pid = child_pid("tracker-mcp")
         assert bridge_pid is not None, "tracker-mcp process not found"
-        pg_pids = _postgres_pids((world.root / "db" / "pg").resolve())
+        pg_pids = postgres_pids((world.root / "db" / "pg").resolve())
 
         async def call(i: int) -> None:
             ok(await bridge.call_tool(name, args(i)), name)
@@ -98,7 +98,7 @@ async def _run(world: World, tool: str, calls: int, spy_seconds: float, out_dir:
             "tracker serve": [tracker.proc.pid],
             "PostgreSQL (all backends)": pg_pids,
         }
-        before = {k: _cpu(v) for k, v in procs.items()}
+        before = {k: cpu_seconds(v) for k, v in procs.items()}
         lat: list[float] = []
         started = time.perf_counter()
         for i in range(calls):
@@ -106,7 +106,7 @@ async def _run(world: World, tool: str, calls: int, spy_seconds: float, out_dir:
             await call(i + 10)
             lat.append(time.perf_counter() - t)
         wall = time.perf_counter() - started
-        after = {k: _cpu(v) for k, v in procs.items()}
+        after = {k: cpu_seconds(v) for k, v in procs.items()}
         result["calls"] = calls
         result["latency"] = summarize(lat)
         result["wall_ms_per_call"] = wall / calls * 1000

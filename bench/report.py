@@ -112,8 +112,34 @@ def _throughput(t: dict[str, Any]) -> list[str]:
         "",
         f"Correctness checks (no double claim, no duplicate or missing ID, database agrees): {'all passed' if ok else '**FAILED**'}.",
         "",
+        *_throughput_costs(t),
     ]
     return lines
+
+
+def _throughput_costs(t: dict[str, Any]) -> list[str]:
+    """Per cell, each server's tail (p99 / p50) and CPU per operation: server processes, PostgreSQL
+    (all backends), this client. At x1 the server is one process: 1 / its CPU per operation caps
+    its rate."""
+    servers = [side for side in t["sides"] if side != "floor"]
+    if not all("cpu_ms_per_op" in c[side] for c in t["cells"] for side in servers):
+        return []  # results written before CPU was measured
+    lines = [
+        "Tail and CPU per operation: p50 / p99 ms (p99 / p50); CPU ms per operation server + PostgreSQL (+ client).",
+        "",
+        f"| operation | clients | {' | '.join(servers)} |",
+        f"|---|---:|{'---|' * len(servers)}",
+    ]
+    for c in t["cells"]:
+        cells = []
+        for side in servers:
+            lat, cpu = c[side]["latency"], c[side]["cpu_ms_per_op"]
+            cells.append(
+                f"{_ms(lat['median'])} / {_ms(lat['p99'])} ({lat['p99'] / lat['median']:.1f}x); "
+                f"{cpu['server']:.2f} + {cpu['postgres']:.2f} (+ {cpu['client']:.2f})"
+            )
+        lines.append(f"| {c['op']} | {c['clients']} | {' | '.join(cells)} |")
+    return [*lines, ""]
 
 
 def _scaling(s: dict[str, Any]) -> list[str]:

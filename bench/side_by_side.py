@@ -340,14 +340,14 @@ async def profile_list(
         "bench client (MCP client)": [os.getpid()],
         "tracker-mcp": [bridge_pid],
         "tracker serve": [tracker_pid],
-        "PostgreSQL (all backends)": profiling._postgres_pids((world.root / "db" / "pg").resolve()),
+        "PostgreSQL (all backends)": profiling.postgres_pids((world.root / "db" / "pg").resolve()),
     }
     lat: dict[int, list[float]] = {50: [], 200: []}
     cpu: dict[int, dict[str, float]] = {50: dict.fromkeys(procs, 0.0), 200: dict.fromkeys(procs, 0.0)}
     block = max(1, calls // 8)
     for _ in range(4):
         for limit in (50, 200):
-            before = {k: profiling._cpu(v) for k, v in procs.items()}
+            before = {k: profiling.cpu_seconds(v) for k, v in procs.items()}
             for _ in range(block):
                 t = time.perf_counter()
                 ok(
@@ -356,7 +356,7 @@ async def profile_list(
                 )
                 lat[limit].append(time.perf_counter() - t)
             for k, v in procs.items():
-                cpu[limit][k] += profiling._cpu(v) - before[k]
+                cpu[limit][k] += profiling.cpu_seconds(v) - before[k]
     n = 4 * block
     per_call = {limit: {k: v / n * 1000 for k, v in c.items()} for limit, c in cpu.items()}
     out: dict[str, Any] = {

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 
 from bench import floors, seed
 from bench.env import World, free_port
+from bench.profiling import cpu_seconds, postgres_pids
 from bench.rawhttp import RawHttp
 from bench.stats import ratio, summarize
 
@@ -149,6 +151,41 @@ class Server:
     port: int
     ceiling: bool
     stop: Callable[[], None]
+    pid: int  # the server's main process; with --workers its workers are its children
+
+
+def _family(pid: int) -> list[int]:
+    try:
+        return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return [pid]
+
+
+class CpuMeter:
+    """CPU time per operation of the server's processes, PostgreSQL's (postmaster and backends) and
+    this client process, over one cell: where each side's cost goes, not only how fast it is.
+    Backends are counted per process: one gone by the end (an earlier server's) counts for nothing,
+    one started during the cell (the pool's) counts whole."""
+
+    def __init__(self, world: World, server_pid: int) -> None:
+        self.pgdata = (world.root / "db" / "pg").resolve()
+        self.server = _family(server_pid)
+        self.before = self._now()
+
+    def _now(self) -> dict[str, dict[int, float]]:
+        backends = postgres_pids(self.pgdata)
+        return {
+            "server": {pid: cpu_seconds([pid]) for pid in self.server},
+            "postgres": {pid: cpu_seconds([pid]) for pid in backends},
+            "client": {0: time.process_time()},
+        }
+
+    def per_op(self, ops: int) -> dict[str, float]:
+        after = self._now()
+        return {
+            side: 1000 * sum(max(0.0, t - self.before[side].get(pid, 0.0)) for pid, t in now.items()) / max(1, ops)
+            for side, now in after.items()
+        }
 
 
 def ceiling_server(world: World, workers: int) -> Server:
@@ -190,7 +227,7 @@ def ceiling_server(world: World, workers: int) -> Server:
         proc.terminate()
         proc.wait(20)
 
-    return Server(f"ceiling x{workers}", port, True, stop)
+    return Server(f"ceiling x{workers}", port, True, stop, proc.pid)
 
 
 def _answers(port: int) -> bool:
@@ -220,7 +257,7 @@ def start_server(world: World, side: str) -> Server:
     if kind == "ceiling":
         return ceiling_server(world, int(workers))
     t = world.tracker(f"throughput-{workers}", TRACKER_WORKERS=workers)
-    return Server(side, t.port, False, t.stop)
+    return Server(side, t.port, False, t.stop, t.proc.pid)
 
 
 def run(world: World, levels: list[int], seconds: float, max_ops: int) -> dict[str, Any]:
@@ -253,7 +290,9 @@ def run(world: World, levels: list[int], seconds: float, max_ops: int) -> dict[s
                     # PostgreSQL's default max_connections (100) at 32 clients.
                     server = start_server(world, side)
                     try:
+                        meter = CpuMeter(world, server.pid)
                         res = runner(http_ops(server, key, tenant, project, what, n, seconds, max_ops))
+                        res["cpu_ms_per_op"] = meter.per_op(res["ops"])  # before its processes end
                     finally:
                         server.stop()
                 check = (_check_claims if what == "claim" else _check_ids)(world, tenant, project, res.pop("results"))
