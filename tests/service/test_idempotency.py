@@ -82,24 +82,29 @@ def test_concurrent_repeats_create_one_task(tracker_url, api_key, project):
         assert ok(c.get("/tasks", params={"project": project}))["total"] == 1
 
 
+def _sixteen_repeats_answer_alike(tracker_url: str, api_key: str, method: str, path: str, body: dict) -> None:
+    """16 clients race the same request with one Idempotency-Key: all answer 200, byte for byte alike."""
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+
+    def send(_: int) -> tuple[int, bytes]:
+        with client_for(tracker_url, api_key) as c:
+            resp = c.request(method, path, json=body, headers=headers)
+            return resp.status_code, resp.content
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(send, range(16)))
+    assert {status for status, _ in results} == {200}
+    assert len({content for _, content in results}) == 1, "every repeat answers the first request, byte for byte"
+
+
 def test_concurrent_repeats_of_a_claim_take_one_task(tracker_url, api_key, project):
     """The claim records its key in its own statement (autocommit): 16 racing repeats of one claim
     take one task and all answer it, while another key's claim takes the next."""
     with client_for(tracker_url, api_key) as c:
         for i in range(3):
             ok(c.post("/tasks", json={"project": project, "title": f"t{i}"}), 201)
-    headers = {"Idempotency-Key": str(uuid.uuid4())}
     body = {"project": project, "agent": "racer"}
-
-    def send(_: int) -> tuple[int, bytes]:
-        with client_for(tracker_url, api_key) as c:
-            resp = c.post("/tasks/next", json=body, headers=headers)
-            return resp.status_code, resp.content
-
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(send, range(16)))
-    assert {status for status, _ in results} == {200}
-    assert len({content for _, content in results}) == 1, "every repeat answers the first claim, byte for byte"
+    _sixteen_repeats_answer_alike(tracker_url, api_key, "POST", "/tasks/next", body)
     with client_for(tracker_url, api_key) as c:
         held = ok(c.get("/tasks", params={"project": project, "status": "in_progress"}))
         assert held["total"] == 1
@@ -111,18 +116,8 @@ def test_concurrent_repeats_of_a_status_change_move_it_once(tracker_url, api_key
     log it once, and all answer the first change byte for byte."""
     with client_for(tracker_url, api_key) as c:
         task = ok(c.post("/tasks", json={"project": project, "title": "raced"}), 201)
-    headers = {"Idempotency-Key": str(uuid.uuid4())}
     body = {"status": "in_progress", "agent": "racer"}
-
-    def send(_: int) -> tuple[int, bytes]:
-        with client_for(tracker_url, api_key) as c:
-            resp = c.put(f"/tasks/{task['id']}/status", json=body, headers=headers)
-            return resp.status_code, resp.content
-
-    with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(send, range(16)))
-    assert {status for status, _ in results} == {200}
-    assert len({content for _, content in results}) == 1, "every repeat answers the first change, byte for byte"
+    _sixteen_repeats_answer_alike(tracker_url, api_key, "PUT", f"/tasks/{task['id']}/status", body)
     with client_for(tracker_url, api_key) as c:
         log = ok(c.get("/log", params={"project": project, "limit": 100}))["entries"]
         moves = [e for e in log if e["summary"] == f"Task {task['key']}: pending → in_progress"]
