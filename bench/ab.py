@@ -14,6 +14,7 @@ latency of a `requests.Session` call (what the bridge uses), and the server proc
 Operations (each the REST request a bridge tool sends):
   status  PUT /tasks/{id}/status with an Idempotency-Key, completed and pending in turn
   next    GET /tasks/next (get_next_task without claim)
+  get     GET /tasks/{id} (get_task)
   list    GET /tasks?project=..&limit=50 on 1,000 pending tasks
   id      POST /ids/next (no key: the raw REST caller's allocation)
 """
@@ -39,7 +40,7 @@ from bench.env import Tracker, World, spawn_tracker
 from bench.stats import ratio, summarize
 
 HERE = Path(__file__).resolve().parent.parent
-OPS = ("status", "next", "list", "id")
+OPS = ("status", "next", "get", "list", "id")
 
 
 def _start(world: World, name: str, checkout: Path) -> Tracker:
@@ -60,6 +61,7 @@ def _requests(session: requests.Session, url: str, task_id: str, project: str) -
     return {
         "status": status,
         "next": lambda i: session.get(f"{url}/tasks/next", params={"project": project}),
+        "get": lambda i: session.get(f"{url}/tasks/{task_id}"),
         "list": lambda i: session.get(f"{url}/tasks", params={"project": project, "status": "pending", "limit": 50}),
         "id": lambda i: session.post(f"{url}/ids/next", json={"type": "AB", "project_id": project}),
     }

@@ -60,13 +60,13 @@ def statements(app_client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[
         seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", on_execute)
-    real_first = hot.HotStatement.first
+    real_execute = hot.HotStatement._execute
 
-    async def counted_first(self, conn, params):  # type: ignore[no-untyped-def]
+    async def counted_execute(self, conn, params, fetch):  # type: ignore[no-untyped-def]
         seen.append(self.sql)
-        return await real_first(self, conn, params)
+        return await real_execute(self, conn, params, fetch)
 
-    monkeypatch.setattr(hot.HotStatement, "first", counted_first)
+    monkeypatch.setattr(hot.HotStatement, "_execute", counted_execute)
     yield seen
     event.remove(engine, "before_cursor_execute", on_execute)
 
@@ -249,3 +249,22 @@ def test_a_keyed_status_change_records_its_key_in_the_change_statement(app_clien
     ok(app_client.put(f"/tasks/{task['key']}/status", json={"status": "completed"}, headers=keyed))
     work = [s for s in statements if "api_keys" not in s]
     assert len(work) == 1 and "idempotency_records" in work[0], work
+
+
+def test_a_task_and_the_next_one_are_read_with_one_statement_each(app_client, statements, make_key):
+    """GET /tasks/{ref} finds the task by UUID or key and reads it in one statement, not resolve
+    then fetch; GET /tasks/next is one statement too."""
+    headers = {"Authorization": f"Bearer {make_key('write')}"}
+    project = f"get-{uuid.uuid4().hex[:8]}"
+    task = ok(app_client.post("/tasks", json={"project": project, "title": "g"}, headers=headers), 201)
+    for path, params in (
+        (f"/tasks/{task['id']}", {}),
+        (f"/tasks/{task['key']}", {}),
+        (f"/tasks/{task['key']}", {"project": project}),
+        ("/tasks/next", {"project": project}),
+    ):
+        statements.clear()
+        got = ok(app_client.get(path, params=params, headers=headers))
+        assert (got.get("task") or got)["id"] == task["id"]
+        work = [s for s in statements if "api_keys" not in s]
+        assert len(work) == 1, f"GET {path} ran {len(work)} statements: {work}"

@@ -56,6 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import events, project_settings, tasks
 from tracker_service.domain.tasks.queries import task_columns
+from tracker_service.domain.tasks.refs import ref_match, ref_where
 from tracker_service.domain.tasks.states import CLOSED, VERDICTS, effects, event_of, one_of, sources_of
 from tracker_service.idempotency import KeyedRequest, key_record
 
@@ -118,13 +119,7 @@ class Outcome:
 def _statement(match: str, names: Iterable[str], recorded: bool = False) -> Any:
     names = sorted(names)
     t = tasks
-    where = [t.c.tenant == bindparam("b_tenant")]
-    if match == "id":
-        where.append(t.c.id == bindparam("b_id", type_=PgUUID))
-    else:
-        where.append(t.c.key == bindparam("b_key"))
-        if match == "key_in_project":
-            where.append(t.c.project == bindparam("b_project"))
+    where = ref_where(t, match)
     target = (
         select(
             t.c.id,
@@ -310,15 +305,8 @@ async def apply(
         "b_unfinished_only": change.unfinished_only,
         "b_described": ", ".join(sorted({*change.fields, *change.also_changed} - {"review_notes"})),
     }
-    try:
-        params["b_id"] = UUID(ref)
-        match = "id"
-    except ValueError:
-        params["b_key"] = ref
-        match = "key"
-        if project is not None:
-            params["b_project"] = project
-            match = "key_in_project"
+    match, binds = ref_match(ref, project)
+    params.update(binds)
     for name, value in change.fields.items():
         # Statements run on psycopg directly (db.hot): JSON columns take their values wrapped.
         params[f"f_{name}"] = Jsonb(value) if isinstance(FIELDS[name], JSONB) and value is not None else value

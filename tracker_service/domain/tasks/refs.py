@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tracker_service.db.models import tasks
@@ -14,11 +15,36 @@ from tracker_service.errors import AmbiguousKey, InvalidRequest, TaskNotFound
 
 
 def ref_condition(tenant: str, ref: str, project: str | None) -> list[Any]:
+    """The conditions naming `ref`, with its values written in (for statements built per request)."""
+    match, binds = ref_match(ref, project)
+    return ref_where(tasks, match, {"b_tenant": tenant, **binds})
+
+
+def ref_match(ref: str, project: str | None) -> tuple[str, dict[str, Any]]:
+    """How `ref` names a task (by id, by key, by key in a project) and the values ref_where binds."""
     try:
-        return [tasks.c.tenant == tenant, tasks.c.id == UUID(ref)]
+        return "id", {"b_id": UUID(ref)}
     except ValueError:
-        cond = [tasks.c.tenant == tenant, tasks.c.key == ref]
-        return cond if project is None else [*cond, tasks.c.project == project]
+        if project is None:
+            return "key", {"b_key": ref}
+        return "key_in_project", {"b_key": ref, "b_project": project}
+
+
+def ref_where(table: Any, match: str, values: dict[str, Any] | None = None) -> list[Any]:
+    """The conditions on `table` (the tasks table or an alias) for a ref_match shape. Without
+    `values` they bind b_tenant, b_id or b_key, b_project by name: for statements prepared once per
+    shape (db.hot)."""
+
+    def bind(name: str, type_: Any = None) -> Any:
+        if values is None:
+            return bindparam(name, type_=type_)
+        return bindparam(name, values[name], type_=type_, unique=True)
+
+    where = [table.c.tenant == bind("b_tenant")]
+    if match == "id":
+        return [*where, table.c.id == bind("b_id", PgUUID)]
+    where.append(table.c.key == bind("b_key"))
+    return [*where, table.c.project == bind("b_project")] if match == "key_in_project" else where
 
 
 async def resolve(conn: AsyncConnection, tenant: str, ref: str, project: str | None, field: str | None = None) -> UUID:

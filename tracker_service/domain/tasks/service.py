@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import task_totals, tasks
 from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks import hierarchy
@@ -31,7 +33,7 @@ from tracker_service.domain.tasks.queries import (
     TaskFilter,
     columns_statement,
 )
-from tracker_service.domain.tasks.refs import ambiguous, ref_condition, resolve
+from tracker_service.domain.tasks.refs import ambiguous, only, ref_condition, ref_match, ref_where, resolve
 from tracker_service.domain.tasks.schemas import (
     BatchOut,
     ClaimIn,
@@ -93,6 +95,14 @@ class Answered(Generic[A]):
     replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
 
 
+_PEEK = HotStatement(PEEK)
+# A task's shown columns by each way of naming it (refs.ref_match): one prepared statement each.
+_BY_REF = {
+    match: HotStatement(select(*TASK_COLUMNS).where(*ref_where(tasks, match)))
+    for match in ("id", "key", "key_in_project")
+}
+
+
 class TaskService:
     def __init__(
         self, conn: AsyncConnection, principal: Principal, settings: Settings, keyed: KeyedRequest | None = None
@@ -107,7 +117,12 @@ class TaskService:
     # --- reads -------------------------------------------------------------------------
 
     async def get(self, ref: str, project: str | None = None) -> TaskOut:
-        return await self._fetch(await resolve(self.conn, self.tenant, ref, project))
+        """One statement: the task's row by UUID or key, with not found and ambiguous told apart."""
+        match, binds = ref_match(ref, project)
+        rows = await _BY_REF[match].all(self.conn, {"b_tenant": self.tenant, **binds})
+        if len(rows) > 1:
+            raise ambiguous(ref, [SimpleNamespace(**row) for row in rows])
+        return TaskOut.from_mapping(only(ref, project, rows))
 
     async def page(
         self,
@@ -174,10 +189,10 @@ class TaskService:
     async def peek_next(self, project: str, status: str, agent: str | None) -> NextTaskOut:
         """The task a claim would take now (reads only)."""
         params = {"b_tenant": self.tenant, "b_project": project, "b_status": status, "b_agent": agent}
-        row = (await self.conn.execute(PEEK, params)).first()
+        row = await _PEEK.first(self.conn, params)
         if row is None:
             return NextTaskOut(task=None, hint=await self._nothing_ready(project, status))
-        return NextTaskOut(task=TaskOut.from_row(row))
+        return NextTaskOut(task=TaskOut.from_mapping(row))
 
     # --- writes ------------------------------------------------------------------------
 
@@ -406,8 +421,8 @@ class TaskService:
         return parent_id
 
     async def _fetch(self, task_id: UUID) -> TaskOut:
-        row = (await self.conn.execute(select(*TASK_COLUMNS).where(tasks.c.id == task_id))).one()
-        return TaskOut.from_row(row)
+        rows = await _BY_REF["id"].all(self.conn, {"b_tenant": self.tenant, "b_id": task_id})
+        return TaskOut.from_mapping(only(str(task_id), None, rows))
 
     async def _nothing_ready(self, project: str, status: str) -> str:
         """Why no task is there: a project that never had one (often a typo), or what its tasks wait on."""
