@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, Text, and_, bindparam, column, exists, func, or_, select, text, values
+from sqlalchemy import Integer, Text, and_, any_, bindparam, column, exists, func, or_, select, text, values
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from tracker_service.db.models import task_dependencies as deps
 from tracker_service.db.models import tasks
-from tracker_service.domain.tasks.refs import ref_condition
+from tracker_service.domain.tasks.refs import ref_match, ref_where
 
 _dep = tasks.alias("dep")
 _child = tasks.alias("child")
@@ -139,26 +140,46 @@ class TaskFilter:
         return bool(self.search or self.priority) or any(f is not None for f in given)
 
     def conditions(self, tenant: str) -> list[Any]:
-        cond = [tasks.c.tenant == tenant]
+        """The conditions with the filter's values written in (for statements built per request)."""
+        return self._where(tenant, prepared=False)[0]
+
+    def prepared(self, tenant: str) -> tuple[list[Any], dict[str, Any]]:
+        """The conditions with named binds, and the binds' values: the names given say the shape,
+        so one statement per shape can be prepared once (db.hot)."""
+        return self._where(tenant, prepared=True)
+
+    def _where(self, tenant: str, prepared: bool) -> tuple[list[Any], dict[str, Any]]:
+        given: dict[str, Any] = {}
+
+        def bind(name: str, value: Any, type_: Any = None) -> Any:
+            given[name] = value
+            return bindparam(name, type_=type_) if prepared else bindparam(name, value, type_=type_, unique=True)
+
+        cond = [tasks.c.tenant == bind("b_tenant", tenant)]
         if self.project is not None:
-            cond.append(tasks.c.project == self.project)
+            cond.append(tasks.c.project == bind("f_project", self.project))
         if self.statuses:
-            cond.append(tasks.c.status.in_(self.statuses))
+            cond.append(tasks.c.status == any_(bind("f_statuses", list(self.statuses), ARRAY(Text))))
         if self.assigned_to is not None:
-            cond.append(tasks.c.assigned_to == self.assigned_to)
+            cond.append(tasks.c.assigned_to == bind("f_assigned_to", self.assigned_to))
         if self.priority:
-            cond.append(tasks.c.priority.in_(self.priority))
+            cond.append(tasks.c.priority == any_(bind("f_priorities", list(self.priority), ARRAY(Text))))
         if self.tag is not None:
-            cond.append(tasks.c.tags.contains([self.tag]))
+            cond.append(tasks.c.tags.contains(bind("f_tags", [self.tag], ARRAY(Text))))
         if self.parent is not None:
             # Like every filter, one that matches nothing gives an empty page.
-            parents = select(tasks.c.id).where(*ref_condition(tenant, self.parent, self.project))
+            match, ref = ref_match(self.parent, self.project)
+            given.update(ref)
+            parents = select(tasks.c.id).where(
+                *ref_where(tasks, match, None if prepared else {"b_tenant": tenant, **ref})
+            )
             cond.append(tasks.c.parent_id.in_(parents.scalar_subquery()))
         if self.search:
             # Served by the trigram indexes (migration 0010); % and _ are the text itself.
             like = "%" + self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            cond.append(or_(tasks.c.title.ilike(like, escape="\\"), tasks.c.key.ilike(like, escape="\\")))
-        return cond
+            pattern = bind("f_like", like)
+            cond.append(or_(tasks.c.title.ilike(pattern, escape="\\"), tasks.c.key.ilike(pattern, escape="\\")))
+        return cond, given
 
 
 def columns_statement(cond: list[Any], found: TaskFilter, offsets: dict[str, int], size: int) -> Any:

@@ -13,7 +13,8 @@ from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Integer, Text, any_, bindparam, func, literal, select, text, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -96,6 +97,42 @@ class Answered(Generic[A]):
 
 
 _PEEK = HotStatement(PEEK)
+_PAGES: dict[tuple[bool, frozenset[str]], HotStatement] = {}
+
+
+def _page_statement(found: TaskFilter, cond: list[Any], given: dict[str, Any]) -> HotStatement:
+    """A page of task summaries and the total it is part of, in one statement (one row with the
+    total and no task when the page is empty), prepared once per shape of filter."""
+    shape = (found.narrowed, frozenset(given))
+    if shape not in _PAGES:
+        if found.narrowed:
+            counted = select(func.count()).select_from(tasks).where(*cond)
+        else:
+            # By project and status only: the sum of the triggers' deltas, not a count of the rows.
+            kept = [task_totals.c.tenant == bindparam("b_tenant")]
+            if "f_project" in given:
+                kept.append(task_totals.c.project == bindparam("f_project"))
+            if "f_statuses" in given:
+                kept.append(task_totals.c.status == any_(bindparam("f_statuses", type_=ARRAY(Text))))
+            counted = select(func.coalesce(func.sum(task_totals.c.delta), 0)).where(*kept)
+        page = (
+            # n: the page's order, kept through the join below (a subquery's order is not).
+            select(*SUMMARY_COLUMNS, func.row_number().over(order_by=ORDER).label("n"))
+            .where(*cond)
+            .order_by(*ORDER)
+            .limit(bindparam("p_limit", type_=Integer))
+            .offset(bindparam("p_offset", type_=Integer))
+            .subquery("page")
+        )
+        one = select(literal(1).label("one")).subquery("one")
+        _PAGES[shape] = HotStatement(
+            select(counted.scalar_subquery().label("total"), *page.c)
+            .select_from(one.outerjoin(page, true()))
+            .order_by(page.c.n)
+        )
+    return _PAGES[shape]
+
+
 # A task's shown columns by each way of naming it (refs.ref_match): one prepared statement each.
 _BY_REF = {
     match: HotStatement(select(*TASK_COLUMNS).where(*ref_where(tasks, match)))
@@ -138,22 +175,10 @@ class TaskService:
         offset: int,
     ) -> TaskPage:
         found = TaskFilter(project, statuses, assigned_to, priority, tag, parent, search)
-        cond = found.conditions(self.tenant)
-        if found.narrowed:
-            counted = select(func.count()).select_from(tasks).where(*cond)
-        else:
-            # By project and status only: the sum of the triggers' deltas, not a count of the rows.
-            kept = [task_totals.c.tenant == self.tenant]
-            if project is not None:
-                kept.append(task_totals.c.project == project)
-            if statuses:
-                kept.append(task_totals.c.status.in_(statuses))
-            counted = select(func.coalesce(func.sum(task_totals.c.delta), 0)).where(*kept)
-        total = int((await self.conn.execute(counted)).scalar_one())
-        rows = await self.conn.execute(
-            select(*SUMMARY_COLUMNS).where(*cond).order_by(*ORDER).limit(limit).offset(offset)
-        )
-        items = [TaskSummary.model_validate(dict(r._mapping)) for r in rows]
+        cond, given = found.prepared(self.tenant)
+        rows = await _page_statement(found, cond, given).all(self.conn, {**given, "p_limit": limit, "p_offset": offset})
+        total = int(rows[0]["total"])
+        items = [TaskSummary.model_validate(row) for row in rows if row["id"] is not None]
         return TaskPage(tasks=items, total=total, has_more=offset + len(items) < total)
 
     async def columns(self, found: TaskFilter, offsets: dict[str, int], size: int) -> dict[str, TaskPage]:
