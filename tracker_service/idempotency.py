@@ -6,7 +6,7 @@ record's primary key until the first finishes, then replays its answer. Used by 
 middleware (web.middleware) and by routes that manage their own transactions (delegation).
 
 A route whose write is one statement can record the key in that statement instead
-(``KeyedRequest``, ``key_record``; opts AUTOCOMMIT_WITH_KEY_RECORD and KEY_RECORD_IN_STATEMENT):
+(``KeyedRequest``, ``key_record``; opts AUTOCOMMIT_WITH_KEY_RECORD and TRANSACTION_WITH_KEY_RECORD):
 one round trip instead of five (BEGIN, key, work, answer, COMMIT), or three when the route needs
 its transaction for more (BEGIN, work, COMMIT). Its record holds what the answer is made from, and a repeat,
 whose statement fails on the taken key and so does nothing, makes the same answer from it.
@@ -15,6 +15,7 @@ whose statement fails on the taken key and so does nothing, makes the same answe
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,9 +140,12 @@ class KeyedRequest:
         # k_: the statements that record a key use b_key for their own (a task's key).
         return {"b_tenant": tenant, "k_key": self.key, "k_hash": self.request_hash}
 
-    async def recorded(self, conn: AsyncConnection, tenant: str) -> bytes:
-        """What the first request recorded, for its repeat to answer the same."""
-        return bytes((await _stored_record(conn, tenant, self.key, self.request_hash))["body"] or b"")
+    async def recorded(self, conn: AsyncConnection, tenant: str) -> dict[str, Any]:
+        """What the first request's answer was made from (``key_record``), for its repeat to answer
+        the same."""
+        record = await _stored_record(conn, tenant, self.key, self.request_hash)
+        answer: dict[str, Any] = json.loads(bytes(record["body"]))
+        return answer
 
 
 def key_record(answer: ColumnElement[Any], when: ColumnElement[bool] | None = None) -> Insert:

@@ -35,24 +35,22 @@ _PARAM_TYPE = re.compile(r":[a-z]+}")
 
 
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
-    series = _SERIES.get((method, route, status))
-    if series is None:
+    key = (method, route, status)
+    if key not in _SERIES:
         # Label by route template (/tasks/{ref}), never by raw path: raw paths are unbounded labels.
-        # So the keys here are bounded too; labels() costs a lock and a lookup per call, and this
-        # runs on every request.
+        # So the keys here are bounded too; labels() costs a lock and a lookup, and this runs on
+        # every request. /metrics itself is not counted (None).
         path = _PARAM_TYPE.sub("}", route) if route else "unmatched"
-        if path == "/metrics":
-            series = None, None
-        else:
-            series = REQUESTS.labels(method, path, str(status)), LATENCY.labels(method, path)
-        _SERIES[(method, route, status)] = series
-    count, latency = series
-    if count is not None and latency is not None:
-        count.inc()
-        latency.observe(seconds)
+        _SERIES[key] = (
+            None if path == "/metrics" else (REQUESTS.labels(method, path, str(status)), LATENCY.labels(method, path))
+        )
+    series = _SERIES[key]
+    if series is not None:
+        series[0].inc()
+        series[1].observe(seconds)
 
 
-_SERIES: dict[tuple[str, str | None, int], tuple[Any, Any]] = {}
+_SERIES: dict[tuple[str, str | None, int], tuple[Any, Any] | None] = {}
 
 
 @get("/metrics", opt={"public": True}, include_in_schema=False, sync_to_thread=False)

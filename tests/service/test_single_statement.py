@@ -223,18 +223,28 @@ def test_reads_run_in_autocommit(app_client, make_key, monkeypatch):
     project = f"reads-{uuid.uuid4().hex[:8]}"
     ok(app_client.post("/tasks", json={"project": project, "title": "r"}, headers=headers), 201)
     engine = app_client.app.state.engine.sync_engine
-    seen: list[bool] = []
+    seen: list[tuple[str, bool]] = []
 
     def on_execute(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        seen.append(conn.connection.driver_connection.autocommit)
+        seen.append((path, conn.connection.driver_connection.autocommit))
 
+    # Statements run through SQLAlchemy and straight on the driver (db.hot) alike.
+    real_execute = hot.HotStatement._execute
+
+    async def hot_execute(self, conn, params, fetch):  # type: ignore[no-untyped-def]
+        seen.append((path, (await conn.get_raw_connection()).driver_connection.autocommit))
+        return await real_execute(self, conn, params, fetch)
+
+    monkeypatch.setattr(hot.HotStatement, "_execute", hot_execute)
     event.listen(engine, "before_cursor_execute", on_execute)
+    paths = (f"/tasks?project={project}", f"/tasks/next?project={project}", "/tasks/TASK-001", "/ids")
     try:
-        for path, params in (("/tasks", {"project": project}), ("/tasks/next", {"project": project}), ("/ids", {})):
-            ok(app_client.get(path, params=params, headers=headers))
+        for path in paths:
+            app_client.get(path, headers=headers)
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
-    assert seen and all(seen), f"reads ran outside autocommit: {seen}"
+    assert {p for p, _ in seen} == set(paths), f"every read ran a statement: {seen}"
+    assert all(autocommit for _, autocommit in seen), f"reads ran outside autocommit: {seen}"
 
 
 def test_a_keyed_status_change_records_its_key_in_the_change_statement(app_client, statements, make_key):

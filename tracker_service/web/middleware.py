@@ -12,7 +12,7 @@ before the response is built, with no BEGIN/COMMIT round trips and row locks hel
 the statement (tests/service/test_single_statement.py keeps those routes at one statement).
 A route whose statement also records the Idempotency-Key (`opt=AUTOCOMMIT_WITH_KEY_RECORD`: the
 claim) runs in autocommit with a key too; the key goes to it as `keyed_request`. One that records
-the key in its first statement but may need more (`opt=KEY_RECORD_IN_STATEMENT`: a status change)
+the key in its first statement but may need more (`opt=TRANSACTION_WITH_KEY_RECORD`: a status change)
 runs in a transaction, with the key likewise handed to it rather than recorded here.
 """
 

@@ -83,8 +83,8 @@ AUTOCOMMIT = {AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY: True}
 # and its record committed together; a repeat finds the record taken and answers from it.
 KEY_RECORDED_IN_STATEMENT = "key_recorded_in_statement"
 AUTOCOMMIT_WITH_KEY_RECORD = {AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY: True, KEY_RECORDED_IN_STATEMENT: True}
-# KEY_RECORD_IN_STATEMENT: the route runs in a transaction as any write does (it may need more than
+# TRANSACTION_WITH_KEY_RECORD: the route runs in a transaction as any write does (it may need more than
 # its first statement: a status change settles parents), but that first statement writes the
 # Idempotency-Key's record itself: BEGIN, work, COMMIT instead of also a key claim and a stored
 # answer. A repeat finds the record taken, rolls back, and answers from it.
-KEY_RECORD_IN_STATEMENT = {KEY_RECORDED_IN_STATEMENT: True}
+TRANSACTION_WITH_KEY_RECORD = {KEY_RECORDED_IN_STATEMENT: True}

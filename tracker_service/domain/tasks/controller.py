@@ -26,8 +26,8 @@ from tracker_service.idempotency import REPLAYED
 from tracker_service.web.deps import one_of, page_limit, provide_tasks
 from tracker_service.web.params import (
     AUTOCOMMIT_WITH_KEY_RECORD,
-    KEY_RECORD_IN_STATEMENT,
     NO_NUL_PATTERN,
+    TRANSACTION_WITH_KEY_RECORD,
     Limit,
     Offset,
     ProjectIdQuery,
@@ -142,7 +142,7 @@ class TaskController(Controller):
         return await task_service.patch(ref, project, data)
 
     # In a transaction (parents may complete with it), whose first statement records the key (web.params).
-    @put("/{ref:str}/status", opt=KEY_RECORD_IN_STATEMENT)
+    @put("/{ref:str}/status", opt=TRANSACTION_WITH_KEY_RECORD)
     async def update_task_status(
         self,
         task_service: NamedDependency[TaskService],

@@ -8,11 +8,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, Text, and_, any_, bindparam, column, exists, func, or_, select, text, values
+from sqlalchemy import (
+    Integer,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    column,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    values,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import task_dependencies as deps
-from tracker_service.db.models import tasks
+from tracker_service.db.models import task_totals, tasks
 from tracker_service.domain.tasks.refs import ref_match, ref_where
 
 _dep = tasks.alias("dep")
@@ -118,7 +134,7 @@ def candidate() -> Any:
     return _cand
 
 
-PEEK = select(*TASK_COLUMNS).where(tasks.c.id == next_task(typed=False).scalar_subquery())
+PEEK = HotStatement(select(*TASK_COLUMNS).where(tasks.c.id == next_task(typed=False).scalar_subquery()))
 
 
 @dataclass
@@ -180,6 +196,48 @@ class TaskFilter:
             pattern = bind("f_like", like)
             cond.append(or_(tasks.c.title.ilike(pattern, escape="\\"), tasks.c.key.ilike(pattern, escape="\\")))
         return cond, given
+
+
+# A task's shown columns by each way of naming it (refs.ref_match): one prepared statement each.
+BY_REF = {
+    match: HotStatement(select(*TASK_COLUMNS).where(*ref_where(tasks, match)))
+    for match in ("id", "key", "key_in_project")
+}
+_PAGES: dict[tuple[bool, frozenset[str]], HotStatement] = {}
+
+
+def page_statement(found: TaskFilter, cond: list[Any], given: dict[str, Any]) -> HotStatement:
+    """A page of task summaries and the total it is part of, in one statement (one row with the
+    total and no task when the page is empty), prepared once per shape of filter: `cond` and
+    `given` are TaskFilter.prepared's, binds p_limit and p_offset are the page's."""
+    shape = (found.narrowed, frozenset(given))
+    if shape not in _PAGES:
+        if found.narrowed:
+            counted = select(func.count()).select_from(tasks).where(*cond)
+        else:
+            # By project and status only: the sum of the triggers' deltas, not a count of the rows.
+            kept = [task_totals.c.tenant == bindparam("b_tenant")]
+            if "f_project" in given:
+                kept.append(task_totals.c.project == bindparam("f_project"))
+            if "f_statuses" in given:
+                kept.append(task_totals.c.status == any_(bindparam("f_statuses", type_=ARRAY(Text))))
+            counted = select(func.coalesce(func.sum(task_totals.c.delta), 0)).where(*kept)
+        page = (
+            # n: the page's order, kept through the join below (a subquery's order is not).
+            select(*SUMMARY_COLUMNS, func.row_number().over(order_by=ORDER).label("n"))
+            .where(*cond)
+            .order_by(*ORDER)
+            .limit(bindparam("p_limit", type_=Integer))
+            .offset(bindparam("p_offset", type_=Integer))
+            .subquery("page")
+        )
+        one = select(literal(1).label("one")).subquery("one")
+        _PAGES[shape] = HotStatement(
+            select(counted.scalar_subquery().label("total"), *page.c)
+            .select_from(one.outerjoin(page, true()))
+            .order_by(page.c.n)
+        )
+    return _PAGES[shape]
 
 
 def columns_statement(cond: list[Any], found: TaskFilter, offsets: dict[str, int], size: int) -> Any:

@@ -6,19 +6,16 @@ refusals are turned into errors here), the claim in claim, parents and children 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Integer, Text, any_, bindparam, func, literal, select, text, true, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tracker_service.db.hot import HotStatement
 from tracker_service.db.models import task_totals, tasks
 from tracker_service.domain.keys.service import Principal
 from tracker_service.domain.tasks import hierarchy
@@ -27,14 +24,14 @@ from tracker_service.domain.tasks.claim import CLAIM, CLAIM_RECORDED
 from tracker_service.domain.tasks.create import Creator, check_handoff
 from tracker_service.domain.tasks.dependencies import lock_edits, set_dependencies
 from tracker_service.domain.tasks.queries import (
-    ORDER,
+    BY_REF,
     PEEK,
-    SUMMARY_COLUMNS,
     TASK_COLUMNS,
     TaskFilter,
     columns_statement,
+    page_statement,
 )
-from tracker_service.domain.tasks.refs import ambiguous, only, ref_condition, ref_match, ref_where, resolve
+from tracker_service.domain.tasks.refs import ambiguous, only, ref_condition, ref_match, resolve
 from tracker_service.domain.tasks.schemas import (
     BatchOut,
     ClaimIn,
@@ -96,50 +93,6 @@ class Answered(Generic[A]):
     replayed: bool = False  # the answer of an earlier request with the same Idempotency-Key
 
 
-_PEEK = HotStatement(PEEK)
-_PAGES: dict[tuple[bool, frozenset[str]], HotStatement] = {}
-
-
-def _page_statement(found: TaskFilter, cond: list[Any], given: dict[str, Any]) -> HotStatement:
-    """A page of task summaries and the total it is part of, in one statement (one row with the
-    total and no task when the page is empty), prepared once per shape of filter."""
-    shape = (found.narrowed, frozenset(given))
-    if shape not in _PAGES:
-        if found.narrowed:
-            counted = select(func.count()).select_from(tasks).where(*cond)
-        else:
-            # By project and status only: the sum of the triggers' deltas, not a count of the rows.
-            kept = [task_totals.c.tenant == bindparam("b_tenant")]
-            if "f_project" in given:
-                kept.append(task_totals.c.project == bindparam("f_project"))
-            if "f_statuses" in given:
-                kept.append(task_totals.c.status == any_(bindparam("f_statuses", type_=ARRAY(Text))))
-            counted = select(func.coalesce(func.sum(task_totals.c.delta), 0)).where(*kept)
-        page = (
-            # n: the page's order, kept through the join below (a subquery's order is not).
-            select(*SUMMARY_COLUMNS, func.row_number().over(order_by=ORDER).label("n"))
-            .where(*cond)
-            .order_by(*ORDER)
-            .limit(bindparam("p_limit", type_=Integer))
-            .offset(bindparam("p_offset", type_=Integer))
-            .subquery("page")
-        )
-        one = select(literal(1).label("one")).subquery("one")
-        _PAGES[shape] = HotStatement(
-            select(counted.scalar_subquery().label("total"), *page.c)
-            .select_from(one.outerjoin(page, true()))
-            .order_by(page.c.n)
-        )
-    return _PAGES[shape]
-
-
-# A task's shown columns by each way of naming it (refs.ref_match): one prepared statement each.
-_BY_REF = {
-    match: HotStatement(select(*TASK_COLUMNS).where(*ref_where(tasks, match)))
-    for match in ("id", "key", "key_in_project")
-}
-
-
 class TaskService:
     def __init__(
         self, conn: AsyncConnection, principal: Principal, settings: Settings, keyed: KeyedRequest | None = None
@@ -156,7 +109,7 @@ class TaskService:
     async def get(self, ref: str, project: str | None = None) -> TaskOut:
         """One statement: the task's row by UUID or key, with not found and ambiguous told apart."""
         match, binds = ref_match(ref, project)
-        rows = await _BY_REF[match].all(self.conn, {"b_tenant": self.tenant, **binds})
+        rows = await BY_REF[match].all(self.conn, {"b_tenant": self.tenant, **binds})
         if len(rows) > 1:
             raise ambiguous(ref, [SimpleNamespace(**row) for row in rows])
         return TaskOut.from_mapping(only(ref, project, rows))
@@ -176,7 +129,7 @@ class TaskService:
     ) -> TaskPage:
         found = TaskFilter(project, statuses, assigned_to, priority, tag, parent, search)
         cond, given = found.prepared(self.tenant)
-        rows = await _page_statement(found, cond, given).all(self.conn, {**given, "p_limit": limit, "p_offset": offset})
+        rows = await page_statement(found, cond, given).all(self.conn, {**given, "p_limit": limit, "p_offset": offset})
         total = int(rows[0]["total"])
         items = [TaskSummary.model_validate(row) for row in rows if row["id"] is not None]
         return TaskPage(tasks=items, total=total, has_more=offset + len(items) < total)
@@ -214,7 +167,7 @@ class TaskService:
     async def peek_next(self, project: str, status: str, agent: str | None) -> NextTaskOut:
         """The task a claim would take now (reads only)."""
         params = {"b_tenant": self.tenant, "b_project": project, "b_status": status, "b_agent": agent}
-        row = await _PEEK.first(self.conn, params)
+        row = await PEEK.first(self.conn, params)
         if row is None:
             return NextTaskOut(task=None, hint=await self._nothing_ready(project, status))
         return NextTaskOut(task=TaskOut.from_mapping(row))
@@ -244,7 +197,7 @@ class TaskService:
             except DBAPIError as exc:
                 if not key_taken(exc):
                     raise
-                first = json.loads(await self.keyed.recorded(self.conn, self.tenant))
+                first = await self.keyed.recorded(self.conn, self.tenant)
                 return Answered(await self._claim_answer(data, first.get("task")), replayed=True)
         CLAIMS.labels("claimed" if row else "empty").inc()
         return Answered(await self._claim_answer(data, row))
@@ -267,7 +220,7 @@ class TaskService:
             if self.keyed is None or not key_taken(exc):
                 raise
             await self.conn.rollback()  # the failed statement ended the transaction's use
-            first = json.loads(await self.keyed.recorded(self.conn, self.tenant))
+            first = await self.keyed.recorded(self.conn, self.tenant)
             return Answered(TaskOut.from_mapping(first["task"]), replayed=True)
 
     async def patch(self, ref: str, project: str | None, data: TaskPatch) -> TaskOut:
@@ -446,7 +399,7 @@ class TaskService:
         return parent_id
 
     async def _fetch(self, task_id: UUID) -> TaskOut:
-        rows = await _BY_REF["id"].all(self.conn, {"b_tenant": self.tenant, "b_id": task_id})
+        rows = await BY_REF["id"].all(self.conn, {"b_tenant": self.tenant, "b_id": task_id})
         return TaskOut.from_mapping(only(str(task_id), None, rows))
 
     async def _nothing_ready(self, project: str, status: str) -> str:
