@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -37,6 +41,35 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=False,
         connect_args={"options": SESSION_OPTIONS},
     )
+
+
+@asynccontextmanager
+async def request_connection(engine: AsyncEngine, autocommit: bool) -> AsyncIterator[AsyncConnection]:
+    """One pooled connection for one request, as an AsyncConnection, in autocommit or not.
+
+    `engine.connect()` with `execution_options(isolation_level=...)` cost 0.18 ms of CPU per request
+    (a greenlet hop each for the checkout, the isolation level, the raw connection and the close,
+    plus the level's reset): as much as the ID allocation's statement itself. Here the connection is
+    taken from the same pool and wrapped as it is, and autocommit is set on the driver connection
+    directly: 0.04 ms (BENCHMARKS.md, issue 17, fourth round).
+    """
+    try:
+        fairy = await engine.raw_connection()
+    except psycopg.Error as exc:  # like engine.connect(): the error tree knows SQLAlchemy's errors
+        raise DBAPIError.instance(None, None, exc, psycopg.Error, dialect=engine.dialect) from exc
+    driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
+    conn = AsyncConnection(engine, Connection(engine.sync_engine, connection=fairy))
+    try:
+        if autocommit:
+            await driver.set_autocommit(True)
+        yield conn
+    finally:
+        if autocommit and not conn.invalidated:
+            try:
+                await driver.set_autocommit(False)  # never back to the pool in autocommit
+            except psycopg.Error as exc:
+                await conn.invalidate(exc)
+        await conn.close()
 
 
 def alembic_config(url: str):

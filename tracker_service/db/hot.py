@@ -68,8 +68,7 @@ class HotStatement:
         await self._execute(conn, params, fetch=0)
 
     async def _execute(self, conn: AsyncConnection, params: dict[str, Any], fetch: int | None) -> list[dict[str, Any]]:
-        fairy = await conn.get_raw_connection()
-        driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
+        driver = await _driver_of(conn)
         try:
             cursor = psycopg.AsyncRawCursor(driver, row_factory=dict_row)
             await cursor.execute(self.sql, [params[name] for name in self.order], prepare=True)
@@ -83,3 +82,12 @@ class HotStatement:
             raise DBAPIError.instance(
                 self.sql, params, exc, psycopg.Error, connection_invalidated=broken, dialect=_DIALECT
             ) from exc
+
+
+async def _driver_of(conn: AsyncConnection) -> psycopg.AsyncConnection:
+    sync = conn.sync_connection
+    if sync is not None and not sync.closed and not sync.invalidated:
+        fairy = sync.connection  # already checked out: no greenlet hop, unlike get_raw_connection()
+    else:
+        fairy = await conn.get_raw_connection()  # raises the usual "closed" / "invalidated" error
+    return fairy.driver_connection  # type: ignore[return-value]

@@ -31,6 +31,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPReceiveMessage, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tracker_service.db.engine import request_connection
 from tracker_service.domain.keys.jwt_users import JwtUsers, looks_like_jwt
 from tracker_service.domain.keys.service import Principal, PrincipalCache, authenticate
 from tracker_service.domain.keys.sessions import CSRF_HEADER, BoardSession, find_session, session_token_from
@@ -224,12 +225,10 @@ class RequestContext(ASGIMiddleware):
             check_key(idem_key)
             state["keyed_request"] = KeyedRequest(idem_key, request_hash(scope, body))
             idem_key = None  # the route's statement records it
-        async with self.connections, self.engine.connect() as conn:
-            autocommit = writes and idem_key is None and opt.get(AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, False)
-            if autocommit or not writes:
-                # Reads too: at READ COMMITTED a transaction gives them nothing (each statement
-                # takes its own snapshot either way) and cost a BEGIN and a ROLLBACK round trip.
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit = writes and idem_key is None and opt.get(AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY, False)
+        # Reads run in autocommit too: at READ COMMITTED a transaction gives them nothing (each
+        # statement takes its own snapshot either way) and costs a BEGIN and a ROLLBACK round trip.
+        async with self.connections, request_connection(self.engine, autocommit or not writes) as conn:
             principal = await self._authorize(conn, credential, needed, scope, headers)
             state["conn"] = conn
             state["principal"] = principal
