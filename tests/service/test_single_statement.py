@@ -15,6 +15,7 @@ from sqlalchemy import event, text
 from tests.helpers import ok
 from tracker_service.app import create_app
 from tracker_service.db import hot
+from tracker_service.db.engine import RequestConnection
 from tracker_service.settings import Settings
 from tracker_service.sweeper import Sweeper
 from tracker_service.web.params import AUTOCOMMIT_WITHOUT_IDEMPOTENCY_KEY
@@ -278,3 +279,47 @@ def test_a_task_and_the_next_one_are_read_with_one_statement_each(app_client, st
         assert (got.get("task") or got)["id"] == task["id"]
         work = [s for s in statements if "api_keys" not in s]
         assert len(work) == 1, f"GET {path} ran {len(work)} statements: {work}"
+
+
+def test_hot_routes_build_no_sqlalchemy_connection(app_client, make_key, monkeypatch):
+    """Claims, ID allocations and the reads that are one prepared statement run on the request's
+    psycopg connection alone: building and closing the SQLAlchemy Connection around it would cost
+    a sixth of an allocation's CPU (db.engine.RequestConnection)."""
+    hub = app_client.app.state.hub
+    deadline = time.monotonic() + 10
+    while not hub.keys.listening:  # cached keys need the LISTEN connection
+        assert time.monotonic() < deadline, "the LISTEN connection did not come up"
+        time.sleep(0.01)
+    headers = {"Authorization": f"Bearer {make_key('write')}"}
+    project = f"hot-{uuid.uuid4().hex[:8]}"
+    task = ok(app_client.post("/tasks", json={"project": project, "title": "t"}, headers=headers), 201)
+    for title in ("u", "v"):  # two are claimed below, one is left for the reads of the next task
+        ok(app_client.post("/tasks", json={"project": project, "title": title}, headers=headers), 201)
+    built: list[str] = []
+    wrap = RequestConnection.sync_connection
+
+    def counted(self):  # type: ignore[no-untyped-def]
+        built.append("built")
+        return wrap.fget(self)
+
+    monkeypatch.setattr(RequestConnection, "sync_connection", property(counted))
+    keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    calls = {
+        "POST /ids/next": lambda: app_client.post(
+            "/ids/next", json={"type": "US", "project": project}, headers=headers
+        ),
+        "POST /tasks/next": lambda: app_client.post(
+            "/tasks/next", json={"project": project, "agent": "a"}, headers=headers
+        ),
+        "POST /tasks/next, keyed": lambda: app_client.post(
+            "/tasks/next", json={"project": project, "agent": "b"}, headers=keyed
+        ),
+        "GET /tasks/{key}": lambda: app_client.get(f"/tasks/{task['key']}", headers=headers),
+        "GET /tasks/next": lambda: app_client.get("/tasks/next", params={"project": project}, headers=headers),
+        "GET /tasks": lambda: app_client.get("/tasks", params={"project": project}, headers=headers),
+    }
+    for name, call in calls.items():
+        built.clear()
+        resp = call()
+        assert resp.status_code < 300, resp.text
+        assert not built, f"{name} built a SQLAlchemy Connection"

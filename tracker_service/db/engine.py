@@ -12,6 +12,8 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -43,30 +45,59 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+class RequestConnection(AsyncConnection):
+    """A request's pooled connection: its psycopg connection for prepared statements (db.hot), and
+    the SQLAlchemy Connection around it, built only when a statement needs SQLAlchemy. A claim or an
+    ID allocation never does, and building and closing one cost a sixth of the allocation's CPU."""
+
+    def __init__(self, engine: AsyncEngine, fairy: PoolProxiedConnection) -> None:
+        # Not AsyncConnection.__init__: its sync_connection is the property below.
+        self.engine = engine
+        self.sync_engine = engine.sync_engine
+        self.fairy = fairy
+        self.driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
+        self._wrapped: Connection | None = None
+
+    @property
+    def sync_connection(self) -> Connection:  # type: ignore[override]
+        if self._wrapped is None:
+            self._wrapped = self._assign_proxied(Connection(self.sync_engine, connection=self.fairy))
+        return self._wrapped
+
+    @property
+    def invalidated(self) -> bool:
+        return not self.fairy.is_valid if self._wrapped is None else self._wrapped.invalidated
+
+    async def close(self) -> None:
+        if self._wrapped is None:
+            await greenlet_spawn(self.fairy.close)  # back to the pool, rolled back if need be
+        else:
+            await super().close()
+
+
 @asynccontextmanager
-async def request_connection(engine: AsyncEngine, autocommit: bool) -> AsyncIterator[AsyncConnection]:
-    """One pooled connection for one request, as an AsyncConnection, in autocommit or not.
+async def request_connection(engine: AsyncEngine, autocommit: bool) -> AsyncIterator[RequestConnection]:
+    """One pooled connection for one request, in autocommit or not.
 
     `engine.connect()` with `execution_options(isolation_level=...)` cost 0.18 ms of CPU per request
     (a greenlet hop each for the checkout, the isolation level, the raw connection and the close,
     plus the level's reset): as much as the ID allocation's statement itself. Here the connection is
-    taken from the same pool and wrapped as it is, and autocommit is set on the driver connection
-    directly: 0.04 ms (BENCHMARKS.md, issue 17, fourth round).
+    taken from the same pool as it is, and autocommit is set on the psycopg connection directly
+    (BENCHMARKS.md, issue 17, fourth round).
     """
     try:
         fairy = await engine.raw_connection()
     except psycopg.Error as exc:  # like engine.connect(): the error tree knows SQLAlchemy's errors
         raise DBAPIError.instance(None, None, exc, psycopg.Error, dialect=engine.dialect) from exc
-    driver: psycopg.AsyncConnection = fairy.driver_connection  # type: ignore[assignment]
-    conn = AsyncConnection(engine, Connection(engine.sync_engine, connection=fairy))
+    conn = RequestConnection(engine, fairy)
     try:
         if autocommit:
-            await driver.set_autocommit(True)
+            await conn.driver.set_autocommit(True)
         yield conn
     finally:
         if autocommit and not conn.invalidated:
             try:
-                await driver.set_autocommit(False)  # never back to the pool in autocommit
+                await conn.driver.set_autocommit(False)  # never back to the pool in autocommit
             except psycopg.Error as exc:
                 await conn.invalidate(exc)
         await conn.close()

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from tracker_service.db.engine import RequestConnection
+
 _DIALECT = PGDialectAsync_psycopg()
 _PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
 
@@ -85,6 +87,8 @@ class HotStatement:
 
 
 async def _driver_of(conn: AsyncConnection) -> psycopg.AsyncConnection:
+    if isinstance(conn, RequestConnection) and not conn.invalidated:
+        return conn.driver  # a request's connection: no SQLAlchemy Connection built for it
     sync = conn.sync_connection
     if sync is not None and not sync.closed and not sync.invalidated:
         fairy = sync.connection  # already checked out: no greenlet hop, unlike get_raw_connection()
