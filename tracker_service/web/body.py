@@ -60,6 +60,10 @@ def is_json(content_type: str | None) -> bool:
     return charset in ("utf-8", "utf8")
 
 
+# One decoder for every body: json.loads builds a new one per call when given hooks.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_not_a_number)
+
+
 def parse_json_body(scope: Scope, headers: Headers, body: bytes) -> None:
     """Parse a non-empty body strictly and hand it to Litestar; raise a problem for anything else."""
     if not body:
@@ -72,7 +76,7 @@ def parse_json_body(scope: Scope, headers: Headers, body: bytes) -> None:
         )
     try:
         text = body.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_not_a_number)
+        value = _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         raise _invalid(f"the body is not UTF-8 (byte {exc.start})") from None
     except DuplicateJsonKey as exc:
