@@ -75,7 +75,8 @@ def _throughput(t: dict[str, Any]) -> list[str]:
     if "sides" not in t:  # results written before the ceiling app existed
         return [f"### 2. Throughput: results in the old format ({len(t.get('cells', []))} cells), see the JSON", ""]
     lines = [
-        f"### 2. Throughput ({t['seconds_per_cell']:g} s per cell, at most {t['max_ops_per_cell']} operations)",
+        f"### 2. Throughput ({t['seconds_per_cell']:g} s per cell, at most {t['max_ops_per_cell']} operations; "
+        f"HTTP server: {t.get('server', 'uvicorn')})",
         "",
         "ops/s, and in brackets the share of the raw-SQL floor. Ceiling: the same statement behind the same",
         "server stack and nothing else (bench/ceiling_app.py). x1 / x2: server processes.",

@@ -3,6 +3,7 @@
 python -m bench                      # everything, default sizes (about 6-10 minutes on 2 cores)
 python -m bench --quick              # smaller sizes and counts (about 2-3 minutes)
 python -m bench --only e2e,profile   # some sections: e2e, throughput, scaling, startup, profile, board
+python -m bench --only throughput --server granian   # the tracker and its ceiling on granian
 python -m bench.board                # the board section alone (= python -m bench --only board)
 """
 
@@ -88,6 +89,12 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
     parser.add_argument(
         "--profile-tool", help="tool to profile (default: the slowest median of the e2e section, else add_task(10))"
     )
+    parser.add_argument(
+        "--server",
+        choices=throughput.SERVERS,
+        default="uvicorn",
+        help="the HTTP server of the throughput section's tracker and ceiling (granian: pip install granian)",
+    )
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/<UTC time>.json)")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -140,7 +147,7 @@ def _section(
     if section == "e2e":
         results["e2e"] = e2e.run(world, **plan["e2e"])
     elif section == "throughput":
-        results["throughput"] = throughput.run(world, **plan["throughput"])
+        results["throughput"] = throughput.run(world, **plan["throughput"], server=args.server)
     elif section == "scaling":
         results["scaling"] = scaling.run(world, **plan["scaling"])
     elif section == "startup":

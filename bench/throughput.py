@@ -8,11 +8,16 @@ autocommit. HTTP clients: N keep-alive connections (bench.rawhttp, one asyncio l
   server stack with nothing else, i.e. the best a Litestar service reaches here for this work.
 Each cell runs for a fixed time (and at most a fixed count); the five sides of a cell run one after
 another, so they see the same machine within seconds of each other.
+
+`--server granian` runs both HTTP sides on granian (a Rust HTTP server for ASGI apps, `pip install
+granian`) instead of uvicorn: the tracker as `granian --factory tracker_service.app:create_app_from_env`
+with the same settings, the ceiling app likewise, so the ratio still compares one stack with itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import subprocess
 import sys
@@ -188,30 +193,37 @@ class CpuMeter:
         }
 
 
-def ceiling_server(world: World, workers: int) -> Server:
-    """bench.ceiling_app under uvicorn, with the tracker's uvicorn settings."""
+SERVERS = ("uvicorn", "granian")
+
+
+def _check_server(server: str) -> None:
+    if server not in SERVERS:
+        raise ValueError(f"server must be one of {', '.join(SERVERS)}, got {server!r}")
+    if server == "granian" and importlib.util.find_spec("granian") is None:
+        raise RuntimeError("--server granian needs granian: pip install granian")
+
+
+def _server_command(server: str, factory: str, port: int, workers: int) -> list[str]:
+    """An ASGI app factory served on `port` as `tracker serve` serves its app (uvloop, no access log)."""
+    if server == "granian":
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "asgi", "--factory", factory),
+            *("--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "1"),
+            *("--no-ws", "--log-level", "warning"),
+        ]
+    return [
+        *(sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port)),
+        *("--workers", str(workers), "--loop", "uvloop", "--http", "httptools"),
+        *("--no-access-log", "--log-level", "warning"),
+    ]
+
+
+def _serve(world: World, name: str, factory: str, env: dict[str, str], workers: int, server: str) -> Server:
     port = free_port()
-    log = (world.root / f"ceiling-{workers}.log").open("ab")
+    log = (world.root / f"{name.replace(' ', '-')}-{server}.log").open("ab")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.ceiling_app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "CEILING_DSN": world.libpq_url},
+        _server_command(server, factory, port, workers),
+        env={**os.environ, **env},
         cwd=Path(__file__).resolve().parent.parent,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -220,14 +232,21 @@ def ceiling_server(world: World, workers: int) -> Server:
     while not _answers(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"the ceiling app did not start (see {log.name})")
+            raise RuntimeError(f"{name} on {server} did not start (see {log.name})")
         time.sleep(0.05)
 
     def stop() -> None:
         proc.terminate()
         proc.wait(20)
 
-    return Server(f"ceiling x{workers}", port, True, stop, proc.pid)
+    return Server(name, port, factory.startswith("bench."), stop, proc.pid)
+
+
+def ceiling_server(world: World, workers: int, server: str = "uvicorn") -> Server:
+    """bench.ceiling_app with the tracker's server settings."""
+    return _serve(
+        world, f"ceiling x{workers}", "bench.ceiling_app:create_app", {"CEILING_DSN": world.libpq_url}, workers, server
+    )
 
 
 def _answers(port: int) -> bool:
@@ -252,17 +271,26 @@ def _floor_statement(what: str, tenant: str, project: str) -> tuple[str, Callabl
     return floors.ALLOCATE, lambda i: {"tenant": tenant, "project": project, "type": "BENCH"}
 
 
-def start_server(world: World, side: str) -> Server:
+def start_server(world: World, side: str, server: str = "uvicorn") -> Server:
     kind, workers = side.split(" x")
     if kind == "ceiling":
-        return ceiling_server(world, int(workers))
+        return ceiling_server(world, int(workers), server)
+    if server == "granian":  # the app `tracker serve --workers N` gives each worker, on granian
+        env = {
+            "TRACKER_DATABASE_URL": world.url,
+            "TRACKER_DATA_DIR": str(world.root / f"throughput-granian-{workers}"),
+            "TRACKER_LOG_LEVEL": "warning",
+            "TRACKER_RATE_LIMIT_PER_MINUTE": "0",
+        }
+        return _serve(world, side, "tracker_service.app:create_app_from_env", env, int(workers), server)
     t = world.tracker(f"throughput-{workers}", TRACKER_WORKERS=workers)
     return Server(side, t.port, False, t.stop, t.proc.pid)
 
 
-def run(world: World, levels: list[int], seconds: float, max_ops: int) -> dict[str, Any]:
+def run(world: World, levels: list[int], seconds: float, max_ops: int, server: str = "uvicorn") -> dict[str, Any]:
     """Per concurrency level and operation: the raw-SQL floor, then the same work over HTTP by the
     ceiling app and by `tracker serve`, each with 1 and with 2 server processes (this machine's cores)."""
+    _check_server(server)
     try:
         import uvloop
 
@@ -288,13 +316,13 @@ def run(world: World, levels: list[int], seconds: float, max_ops: int) -> dict[s
                 else:
                     # One server at a time: all four at once would need more connections than
                     # PostgreSQL's default max_connections (100) at 32 clients.
-                    server = start_server(world, side)
+                    running = start_server(world, side, server)
                     try:
-                        meter = CpuMeter(world, server.pid)
-                        res = runner(http_ops(server, key, tenant, project, what, n, seconds, max_ops))
+                        meter = CpuMeter(world, running.pid)
+                        res = runner(http_ops(running, key, tenant, project, what, n, seconds, max_ops))
                         res["cpu_ms_per_op"] = meter.per_op(res["ops"])  # before its processes end
                     finally:
-                        server.stop()
+                        running.stop()
                 check = (_check_claims if what == "claim" else _check_ids)(world, tenant, project, res.pop("results"))
                 row[side] = {**res, "check": check}
             floor_rate = row["floor"]["per_second"]
@@ -305,4 +333,10 @@ def run(world: World, levels: list[int], seconds: float, max_ops: int) -> dict[s
                 tr["ratio_to_ceiling"] = ratio(tr["per_second"], ce["per_second"])
                 tr["goal_60pct"] = (tr["ratio_to_floor"] or 0) >= 0.6
             cells.append(row)
-    return {"seconds_per_cell": seconds, "max_ops_per_cell": max_ops, "sides": list(SIDES), "cells": cells}
+    return {
+        "seconds_per_cell": seconds,
+        "max_ops_per_cell": max_ops,
+        "server": server,
+        "sides": list(SIDES),
+        "cells": cells,
+    }
