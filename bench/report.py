@@ -76,7 +76,8 @@ def _throughput(t: dict[str, Any]) -> list[str]:
         return [f"### 2. Throughput: results in the old format ({len(t.get('cells', []))} cells), see the JSON", ""]
     lines = [
         f"### 2. Throughput ({t['seconds_per_cell']:g} s per cell, at most {t['max_ops_per_cell']} operations; "
-        f"HTTP server: {t.get('server', 'uvicorn')})",
+        f"HTTP server: {t.get('server', 'uvicorn')}"
+        + (f"; median of {t['rounds']} rounds)" if t.get("rounds", 1) > 1 else ")"),
         "",
         "ops/s, and in brackets the share of the raw-SQL floor. Ceiling: the same statement behind the same",
         "server stack and nothing else (bench/ceiling_app.py). x1 / x2: server processes.",

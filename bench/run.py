@@ -4,6 +4,7 @@ python -m bench                      # everything, default sizes (about 6-10 min
 python -m bench --quick              # smaller sizes and counts (about 2-3 minutes)
 python -m bench --only e2e,profile   # some sections: e2e, throughput, scaling, startup, profile, board
 python -m bench --only throughput --server granian   # the tracker and its ceiling on granian
+python -m bench --only throughput --rounds 3         # each cell three times in turn, median ratios
 python -m bench.board                # the board section alone (= python -m bench --only board)
 """
 
@@ -95,6 +96,12 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
         default="uvicorn",
         help="the HTTP server of the throughput section's tracker and ceiling (granian: pip install granian)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="the throughput section: run each cell's sides this many times in turn; ratios are medians",
+    )
     parser.add_argument("--out", type=Path, help="results JSON (default bench/results/<UTC time>.json)")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -147,7 +154,7 @@ def _section(
     if section == "e2e":
         results["e2e"] = e2e.run(world, **plan["e2e"])
     elif section == "throughput":
-        results["throughput"] = throughput.run(world, **plan["throughput"], server=args.server)
+        results["throughput"] = throughput.run(world, **plan["throughput"], server=args.server, rounds=args.rounds)
     elif section == "scaling":
         results["scaling"] = scaling.run(world, **plan["scaling"])
     elif section == "startup":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -287,56 +288,118 @@ def start_server(world: World, side: str, server: str = "uvicorn") -> Server:
     return Server(side, t.port, False, t.stop, t.proc.pid)
 
 
-def run(world: World, levels: list[int], seconds: float, max_ops: int, server: str = "uvicorn") -> dict[str, Any]:
+def run(
+    world: World, levels: list[int], seconds: float, max_ops: int, server: str = "uvicorn", rounds: int = 1
+) -> dict[str, Any]:
     """Per concurrency level and operation: the raw-SQL floor, then the same work over HTTP by the
-    ceiling app and by `tracker serve`, each with 1 and with 2 server processes (this machine's cores)."""
+    ceiling app and by `tracker serve`, each with 1 and with 2 server processes (this machine's cores).
+
+    With rounds > 1 the five sides run that many times in turn, and each ratio is the median of the
+    rounds' ratios: on a shared machine one round's sides can see very different neighbours."""
     _check_server(server)
+    tenant, key = world.tenant_key()
+    projects = {(n, r): _round_name(n, r, rounds) for n in levels for r in range(rounds)}
+    with psycopg.connect(world.libpq_url, autocommit=True) as conn:
+        for (n, _), name in projects.items():
+            for side in SIDES:
+                seed.pending_tasks(conn, tenant, f"claim-{side}-{name}", max_ops + 8 * n)
+        conn.execute("VACUUM ANALYZE tasks")
+
+    cells: list[dict[str, Any]] = []
+    for n in levels:
+        for what in ("claim", "id"):
+            measured = [
+                {
+                    side: _measure(
+                        world, side, server, what, n, f"{what}-{side}-{projects[n, r]}", seconds, max_ops, key, tenant
+                    )
+                    for side in SIDES
+                }
+                for r in range(rounds)
+            ]
+            cells.append({"op": what, "clients": n, **_combine(measured)})
+    return {
+        "seconds_per_cell": seconds,
+        "max_ops_per_cell": max_ops,
+        "server": server,
+        "rounds": rounds,
+        "sides": list(SIDES),
+        "cells": cells,
+    }
+
+
+def _round_name(clients: int, r: int, rounds: int) -> str:
+    return f"{clients}-r{r}" if rounds > 1 else str(clients)
+
+
+def _measure(
+    world: World,
+    side: str,
+    server: str,
+    what: str,
+    n: int,
+    project: str,
+    seconds: float,
+    max_ops: int,
+    key: str,
+    tenant: str,
+) -> dict[str, Any]:
+    """One side of one cell: its rate, latencies, CPU per operation and correctness check."""
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
         runner = asyncio.run
-    tenant, key = world.tenant_key()
-    with psycopg.connect(world.libpq_url, autocommit=True) as conn:
-        for n in levels:
-            for side in SIDES:
-                seed.pending_tasks(conn, tenant, f"claim-{side}-{n}", max_ops + 8 * n)
-        conn.execute("VACUUM ANALYZE tasks")
+    if side == "floor":
+        sql, params = _floor_statement(what, tenant, project)
+        res = runner(floor(world, sql, params, n, seconds, max_ops))
+    else:
+        # One server at a time: all four at once would need more connections than PostgreSQL's
+        # default max_connections (100) at 32 clients.
+        running = start_server(world, side, server)
+        try:
+            meter = CpuMeter(world, running.pid)
+            res = runner(http_ops(running, key, tenant, project, what, n, seconds, max_ops))
+            res["cpu_ms_per_op"] = meter.per_op(res["ops"])  # before its processes end
+        finally:
+            running.stop()
+    check = (_check_claims if what == "claim" else _check_ids)(world, tenant, project, res.pop("results"))
+    return {**res, "check": check}
 
-    cells: list[dict[str, Any]] = []
-    for n in levels:
-        for what in ("claim", "id"):
-            row: dict[str, Any] = {"op": what, "clients": n}
-            for side in SIDES:
-                project = f"{what}-{side}-{n}"
-                if side == "floor":
-                    sql, params = _floor_statement(what, tenant, project)
-                    res = runner(floor(world, sql, params, n, seconds, max_ops))
-                else:
-                    # One server at a time: all four at once would need more connections than
-                    # PostgreSQL's default max_connections (100) at 32 clients.
-                    running = start_server(world, side, server)
-                    try:
-                        meter = CpuMeter(world, running.pid)
-                        res = runner(http_ops(running, key, tenant, project, what, n, seconds, max_ops))
-                        res["cpu_ms_per_op"] = meter.per_op(res["ops"])  # before its processes end
-                    finally:
-                        running.stop()
-                check = (_check_claims if what == "claim" else _check_ids)(world, tenant, project, res.pop("results"))
-                row[side] = {**res, "check": check}
-            floor_rate = row["floor"]["per_second"]
-            for side in SIDES[1:]:
-                row[side]["ratio_to_floor"] = ratio(row[side]["per_second"], floor_rate)
-            for workers in (1, 2):
-                tr, ce = row[f"tracker x{workers}"], row[f"ceiling x{workers}"]
-                tr["ratio_to_ceiling"] = ratio(tr["per_second"], ce["per_second"])
-                tr["goal_60pct"] = (tr["ratio_to_floor"] or 0) >= 0.6
-            cells.append(row)
-    return {
-        "seconds_per_cell": seconds,
-        "max_ops_per_cell": max_ops,
-        "server": server,
-        "sides": list(SIDES),
-        "cells": cells,
-    }
+
+def _combine(measured: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The rounds of one cell as one row: per side the round with the median rate (its latencies and
+    CPU as measured), every round's rate, and the ratios as medians of the rounds' own ratios."""
+    row: dict[str, Any] = {}
+    for side in SIDES:
+        runs = sorted((m[side] for m in measured), key=lambda run: run["per_second"])
+        row[side] = {
+            **runs[len(runs) // 2],
+            "per_second_rounds": [m[side]["per_second"] for m in measured],
+            "check": _merged_checks([m[side]["check"] for m in measured]),
+        }
+    for side in SIDES[1:]:
+        row[side]["ratio_to_floor"] = _median_ratio(measured, side, "floor")
+    for workers in (1, 2):
+        tr = row[f"tracker x{workers}"]
+        tr["ratio_to_ceiling"] = _median_ratio(measured, f"tracker x{workers}", f"ceiling x{workers}")
+        tr["goal_60pct"] = (tr["ratio_to_floor"] or 0) >= 0.6
+    return row
+
+
+def _median_ratio(measured: list[dict[str, dict[str, Any]]], side: str, base: str) -> float | None:
+    ratios = [r for m in measured if (r := ratio(m[side]["per_second"], m[base]["per_second"])) is not None]
+    return statistics.median(ratios) if ratios else None
+
+
+def _merged_checks(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts added up, flags true only if true in every round."""
+    merged: dict[str, Any] = {}
+    for check in checks:
+        for name, value in check.items():
+            if isinstance(value, bool):
+                merged[name] = merged.get(name, True) and value
+            else:
+                merged[name] = merged.get(name, 0) + value
+    return merged
