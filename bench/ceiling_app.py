@@ -37,4 +37,11 @@ def create_app() -> Litestar:
             row = await (await conn.execute(floors.ALLOCATE, data, prepare=True)).fetchone()
         return {"number": row[0]}
 
-    return Litestar([claim, allocate], on_startup=[pool.open], on_shutdown=[pool.close])
+    # Hooks that take a parameter are given the app: pool.close(app) would take it for its timeout.
+    async def open_pool() -> None:
+        await pool.open(wait=True)
+
+    async def close_pool() -> None:
+        await pool.close()
+
+    return Litestar([claim, allocate], on_startup=[open_pool], on_shutdown=[close_pool])
