@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tracker_service.db.engine import request_connection
 from tracker_service.domain.keys.jwt_users import JwtUsers, looks_like_jwt
-from tracker_service.domain.keys.service import Principal, PrincipalCache, authenticate
+from tracker_service.domain.keys.service import Principal, PrincipalCache, authenticate, hash_key
 from tracker_service.domain.keys.sessions import CSRF_HEADER, BoardSession, find_session, session_token_from
 from tracker_service.domain.oauth.tokens import looks_like_access_token, principal_of_token
 from tracker_service.errors import (
@@ -164,9 +164,10 @@ async def identify(
         except Unauthorized:
             failed_auth.check(address)
             raise
-    if not keys.knows(key):
+    key_hash = hash_key(key)
+    if keys.get(key_hash) is None:  # not known to be valid
         failed_auth.refuse_if_empty(address)
-    principal = await authenticate(conn, key, keys)
+    principal = await authenticate(conn, key, keys, key_hash)
     if principal is None:
         failed_auth.check(address)
         raise Unauthorized("invalid or revoked API key", invalid_token=True)

@@ -54,8 +54,11 @@ _AUTHENTICATE = select(api_keys.c.id, api_keys.c.tenant, api_keys.c.name, api_ke
 )
 
 
-async def authenticate(conn: AsyncConnection, key: str, cache: PrincipalCache | None = None) -> Principal | None:
-    key_hash = hash_key(key)
+async def authenticate(
+    conn: AsyncConnection, key: str, cache: PrincipalCache | None = None, key_hash: str | None = None
+) -> Principal | None:
+    """The key's principal, or None; `key_hash` when the caller has hashed the key already."""
+    key_hash = key_hash or hash_key(key)
     if cache is not None and (known := cache.get(key_hash)) is not None:
         return known
     token = cache.token() if cache is not None else 0
