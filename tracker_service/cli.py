@@ -286,7 +286,7 @@ def _ensure_port_free(host: str, port: int, workers: int) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from tracker_service.app import create_app
+    from tracker_service.app import create_app, served
 
     if settings.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {settings.workers}")
@@ -304,7 +304,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     target: object
     extra: dict[str, object] = {}
     if settings.workers == 1:
-        target = create_app(settings.with_(database_url=url))
+        target = served(create_app(settings.with_(database_url=url)))
     else:
         # Worker processes are spawned fresh and build their app from the environment.
         os.environ.update(TRACKER_DATABASE_URL=url, TRACKER_HOST=settings.host, TRACKER_PORT=str(settings.port))

@@ -54,6 +54,27 @@ def test_metrics_can_be_turned_off(app_with):
     assert app_with(metrics=False).get("/metrics").status_code == 404
 
 
+def test_a_served_app_leaves_what_start_up_made_out_of_garbage_collection(pg_url):
+    """`tracker serve` freezes start-up's objects once the app has started (app.served): a full
+    collection over them stalled every request for over 100 ms under load."""
+    import gc
+
+    from litestar.testing import TestClient
+
+    from tracker_service.app import create_app, served
+    from tracker_service.settings import Settings
+
+    app = served(create_app(Settings(database_url=pg_url, sweep_interval_seconds=3600)))
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        with TestClient(app) as client:
+            assert gc.get_freeze_count() > 10_000, "start-up's objects are frozen once the app has started"
+            ok(client.get("/health"))
+    finally:
+        gc.unfreeze()  # this test process builds many more apps
+
+
 def test_every_response_carries_a_request_id(tracker_url, api):
     resp = api.get("/tasks", headers={"X-Request-ID": "trace-123"})
     assert resp.headers["x-request-id"] == "trace-123"
