@@ -14,7 +14,6 @@ one process, as in bench.inprocess: the ceiling app, the tracker's app, and the 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -26,7 +25,7 @@ from typing import Any
 from litestar.datastructures import Headers
 
 from bench.env import World
-from bench.inprocess import call, lifespan
+from bench.inprocess import in_turn, lifespan, measure_in_world
 from tracker_service.db.engine import request_connection
 from tracker_service.domain.ids.schemas import AllocateIn
 from tracker_service.domain.ids.service import IdRegistry
@@ -98,38 +97,13 @@ async def _measure(world: World, batches: int, size: int) -> dict[str, float]:
             body({"type": "BENCH", "project_id": "probe-bare"}),
         ),
     }
-    cpu: dict[str, list[float]] = {side: [] for side in sides}
     async with lifespan(tracker), lifespan(behind_probe), lifespan(ceiling):
-        for side, (app, path, payload) in sides.items():
-            for _ in range(100):
-                status = await call(app, "POST", path, payload, key)
-            if status != 201:
-                raise RuntimeError(f"{side} POST {path} answered {status}")
-        for _ in range(batches):
-            for side, (app, path, payload) in sides.items():
-                started = time.process_time()
-                for _ in range(size):
-                    await call(app, "POST", path, payload, key)
-                cpu[side].append(1000 * (time.process_time() - started) / size)
+        cpu = await in_turn(sides, key, batches, size)
     return {side: statistics.median(values) for side, values in cpu.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.fastpath_probe", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=8)
-    parser.add_argument("--size", type=int, default=300)
-    args = parser.parse_args()
-    try:
-        import uvloop
-
-        run = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        run = asyncio.run
-    world = World.start()
-    try:
-        medians = run(_measure(world, args.batches, args.size))
-    finally:
-        world.close()
+    medians, args = measure_in_world("python -m bench.fastpath_probe", __doc__ or "", _measure)
     ceiling = medians["ceiling"]
     print(f"CPU per POST /ids/next in process, median of {args.batches} batches of {args.size}:")
     for side, ms in medians.items():

@@ -23,8 +23,8 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -32,6 +32,7 @@ from bench import seed
 from bench.env import World
 
 App = Any  # an ASGI application
+T = TypeVar("T")
 
 
 def _scope(method: str, path: str, body: bytes, key: str) -> dict[str, Any]:
@@ -125,18 +126,7 @@ async def _measure(world: World, batches: int, size: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with lifespan(tracker), lifespan(ceiling):
         for op, sides in requests.items():
-            cpu: dict[str, list[float]] = {side: [] for side in sides}
-            for side, (app, path, payload) in sides.items():  # warm-up, and a check of the answer
-                for _ in range(100):
-                    status = await call(app, "POST", path, payload, key)
-                if status >= 300:
-                    raise RuntimeError(f"{side} POST {path} answered {status}")
-            for _ in range(batches):
-                for side, (app, path, payload) in sides.items():
-                    started = time.process_time()
-                    for _ in range(size):
-                        await call(app, "POST", path, payload, key)
-                    cpu[side].append(1000 * (time.process_time() - started) / size)
+            cpu = await in_turn(sides, key, batches, size)
             medians = {side: statistics.median(values) for side, values in cpu.items()}
             results[op] = {
                 "cpu_ms_per_request": medians,
@@ -144,6 +134,48 @@ async def _measure(world: World, batches: int, size: int) -> dict[str, Any]:
                 "tracker_over_ceiling": medians["tracker"] / medians["ceiling"],
             }
     return results
+
+
+async def in_turn(
+    sides: dict[str, tuple[App, str, bytes]], key: str, batches: int, size: int
+) -> dict[str, list[float]]:
+    """POST each side's body to its app in alternating batches: each side's CPU ms per request, per
+    batch. A warm-up comes first, and a side that does not answer 2xx stops the run."""
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
+    for side, (app, path, payload) in sides.items():
+        for _ in range(100):
+            status = await call(app, "POST", path, payload, key)
+        if status >= 300:
+            raise RuntimeError(f"{side} POST {path} answered {status}")
+    for _ in range(batches):
+        for side, (app, path, payload) in sides.items():
+            started = time.process_time()
+            for _ in range(size):
+                await call(app, "POST", path, payload, key)
+            cpu[side].append(1000 * (time.process_time() - started) / size)
+    return cpu
+
+
+def measure_in_world(
+    prog: str, doc: str, measure: Callable[[World, int, int], Awaitable[T]]
+) -> tuple[T, argparse.Namespace]:
+    """The command line of an in-process measure (--batches, --size) and a run of it on a fresh
+    embedded PostgreSQL."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--size", type=int, default=300)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        run = asyncio.run
+    world = World.start()
+    try:
+        return run(measure(world, args.batches, args.size)), args
+    finally:
+        world.close()
 
 
 def render(results: dict[str, Any], batches: int, size: int) -> str:
@@ -160,21 +192,7 @@ def render(results: dict[str, Any], batches: int, size: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.inprocess", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=8)
-    parser.add_argument("--size", type=int, default=300)
-    args = parser.parse_args()
-    try:
-        import uvloop
-
-        run = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        run = asyncio.run
-    world = World.start()
-    try:
-        results = run(_measure(world, args.batches, args.size))
-    finally:
-        world.close()
+    results, args = measure_in_world("python -m bench.inprocess", __doc__ or "", _measure)
     print(render(results, args.batches, args.size))
 
 
