@@ -323,3 +323,6 @@ def test_hot_routes_build_no_sqlalchemy_connection(app_client, make_key, monkeyp
         resp = call()
         assert resp.status_code < 300, resp.text
         assert not built, f"{name} built a SQLAlchemy Connection"
+    # The count is live: a read through SQLAlchemy's execute (the peek at the next ID) builds one.
+    ok(app_client.get("/ids/next", params={"type": "US", "project": project}, headers=headers))
+    assert built, "a request through SQLAlchemy was not seen building its Connection"

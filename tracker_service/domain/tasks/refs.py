@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -68,7 +68,9 @@ def only(ref: str, project: str | None, rows: Sequence[Any], field: str | None =
 
 
 def ambiguous(ref: str, rows: Sequence[Any]) -> AmbiguousKey:
+    """`rows`: SQLAlchemy rows, or dicts from prepared statements (db.hot)."""
+    found = [row if isinstance(row, Mapping) else row._mapping for row in rows]
     return AmbiguousKey(
         f"{ref} names tasks in {len(rows)} projects; add ?project=<name> to say which",
-        candidates=[{"id": str(r.id), "project": r.project} for r in rows],
+        candidates=[{"id": str(row["id"]), "project": row["project"]} for row in found],
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -110,8 +109,6 @@ class TaskService:
         """One statement: the task's row by UUID or key, with not found and ambiguous told apart."""
         match, binds = ref_match(ref, project)
         rows = await BY_REF[match].all(self.conn, {"b_tenant": self.tenant, **binds})
-        if len(rows) > 1:
-            raise ambiguous(ref, [SimpleNamespace(**row) for row in rows])
         return TaskOut.from_mapping(only(ref, project, rows))
 
     async def page(
@@ -383,12 +380,7 @@ class TaskService:
     async def _locate(self, ref: str, project: str | None, lock: bool = False) -> Any:
         query = select(tasks.c.id, tasks.c.key, tasks.c.project).where(*ref_condition(self.tenant, ref, project))
         rows = (await self.conn.execute(query.with_for_update() if lock else query)).all()
-        if not rows:
-            where = f" in project {project}" if project else ""
-            raise TaskNotFound(f"Task not found: {ref}{where}", ref=ref)
-        if len(rows) > 1:
-            raise ambiguous(ref, rows)
-        return rows[0]
+        return only(ref, project, rows)
 
     async def _placed_under(self, row: Any, parent: str | None) -> UUID | None:
         if parent is None:
