@@ -102,12 +102,15 @@ class RequestLog(ASGIMiddleware):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                # nosniff: public markdown and metrics must never be taken for HTML by a browser.
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", rid.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                ]
+                headers = list(message.get("headers", []))
+                # Problem responses carry both already (web.problems): they are made outside this
+                # middleware too. nosniff: public markdown and metrics must never be taken for HTML.
+                given = {name.lower() for name, _ in headers}
+                if b"x-request-id" not in given:
+                    headers.append((b"x-request-id", rid.encode()))
+                if b"x-content-type-options" not in given:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = headers
             await send(message)
 
         try:

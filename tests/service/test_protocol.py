@@ -28,6 +28,10 @@ def test_public_text_has_one_charset_and_nosniff(api, tracker_url):
     assert metrics.headers["x-content-type-options"] == "nosniff"
     assert api.get("/tasks").headers["x-content-type-options"] == "nosniff"
     assert httpx.get(f"{tracker_url}/tasks").headers["x-content-type-options"] == "nosniff"
+    # A handler's error passes the request log too: the header once (httpx joins repeats with ", ").
+    missing = api.get("/tasks/NOPE-404")
+    assert missing.status_code == 404 and missing.headers["x-content-type-options"] == "nosniff"
+    assert len(missing.headers.get_list("x-request-id")) == 1
 
 
 def test_401_says_how_to_authenticate(tracker_url):
